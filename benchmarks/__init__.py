@@ -1,0 +1,1 @@
+"""Benchmarks: scripts and (later) papermill-parameterised notebooks that write result tables."""

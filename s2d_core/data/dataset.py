@@ -1,0 +1,142 @@
+"""The synthetic benchmark as a torch ``Dataset``.
+
+Scenes of a split are generated once (with a progress bar), stored as one ``.npz`` in the
+artifact cache keyed by the config and the generator's source, and served from memory.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from .. import cache
+from . import annotations, synthetic, textures
+from .config import SyntheticConfig
+
+_FIXED = ("image", "mask", "instances", "tags", "scribbles", "emblem", "context")
+_RAGGED = ("classes", "subtypes", "points", "boxes")
+
+
+def generate_split(cfg: SyntheticConfig, split: str, use_cache: bool = True,
+                   progress: bool = True) -> dict[str, np.ndarray | list[np.ndarray]]:
+    """All scenes of ``split`` as stacked arrays (fixed-size fields) and lists (per-object fields).
+
+    Fixed-size fields get a leading ``N`` axis, e.g. ``image`` ``(N, H, W, 3)`` float32;
+    per-object fields (``classes``, ``subtypes``, ``points``, ``boxes``) are lists of N arrays.
+    """
+    n = cfg.split_size(split)
+    path = None
+    if use_cache:
+        key = cache.config_key({"cfg": cfg.to_dict(), "split": split},
+                               modules=(synthetic, annotations, textures))
+        path = cache.cache_dir() / "synthetic" / f"{cfg.tag or 'custom'}-{split}-{key}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                return _unpack(dict(z), n)
+    scenes = [synthetic.render_scene(cfg, split, i)
+              for i in tqdm(range(n), desc=f"generating {cfg.tag or 'synthetic'}/{split}",
+                            disable=not progress, leave=False)]
+    data: dict = {k: np.stack([s[k] for s in scenes]) if n else np.zeros((0,)) for k in _FIXED}
+    for k in _RAGGED:
+        data[k] = [s[k] for s in scenes]
+    if path is not None:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **_pack(data))
+        cache.atomic_write_bytes(path, buf.getvalue())
+    return data
+
+
+def _pack(data: dict) -> dict[str, np.ndarray]:
+    out = {k: data[k] for k in _FIXED}
+    counts = np.array([len(c) for c in data["classes"]], np.int64)
+    out["counts"] = counts
+    for k in _RAGGED:
+        parts = data[k]
+        out[k] = np.concatenate(parts) if parts else np.zeros((0,), np.int64)
+    return out
+
+
+def _unpack(z: dict, n: int) -> dict:
+    counts = z.pop("counts")
+    if len(counts) != n:
+        raise ValueError(f"cached split holds {len(counts)} scenes, expected {n}; delete the cache file")
+    split_at = np.cumsum(counts)[:-1]
+    for k in _RAGGED:
+        z[k] = list(np.split(z[k], split_at))
+    return z
+
+
+class SyntheticSegmentation(Dataset):
+    """One split of the synthetic benchmark.
+
+    Parameters
+    ----------
+    config : a :class:`SyntheticConfig`, or the name of a preset (``"cpu"``, ``"gpu"``, ``"tiny"``).
+    split : ``"train"``, ``"val"`` or ``"test"``.
+    transform : optional ``f(sample) -> sample`` applied to each item.
+
+    Each item is a dict of tensors (``H = W = config.image_size``, ``K`` objects, ``N`` classes):
+    ``image`` (3, H, W) float32 in [0, 1]; ``mask`` (H, W) int64 with 0..N and 255 void;
+    ``tags`` (N,) float32 multi-hot; ``points`` (K, 3) int64 rows (y, x, class);
+    ``scribbles`` (H, W) int64 with class on strokes, 0 background strokes, 255 unlabelled;
+    ``boxes`` (K, 5) int64 rows (x0, y0, x1, y1, class); ``instances`` (H, W) int64;
+    diagnostics ``emblem`` and ``context`` (H, W) int64; and ``index`` (int).
+    Batch items with :func:`collate`, since ``K`` varies.
+    """
+
+    def __init__(self, config: SyntheticConfig | str = "cpu", split: str = "train",
+                 transform=None, use_cache: bool = True, progress: bool = True) -> None:
+        if isinstance(config, str):
+            from ..presets import get_preset
+            config = get_preset(config)
+        self.config = config
+        self.split = split
+        self.transform = transform
+        self.world = synthetic.make_world(config)
+        self.class_names = self.world.class_names
+        self.num_classes = len(self.class_names)
+        self.data = generate_split(config, split, use_cache=use_cache, progress=progress)
+
+    def __len__(self) -> int:
+        return len(self.data["classes"])
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {self.split} split of {len(self)} images")
+        d = self.data
+        s = {
+            "image": torch.from_numpy(np.ascontiguousarray(d["image"][i].transpose(2, 0, 1))),
+            "mask": torch.from_numpy(d["mask"][i].astype(np.int64)),
+            "tags": torch.from_numpy(d["tags"][i].copy()),
+            "points": torch.from_numpy(d["points"][i].copy()),
+            "scribbles": torch.from_numpy(d["scribbles"][i].astype(np.int64)),
+            "boxes": torch.from_numpy(d["boxes"][i].copy()),
+            "instances": torch.from_numpy(d["instances"][i].astype(np.int64)),
+            "emblem": torch.from_numpy(d["emblem"][i].astype(np.int64)),
+            "context": torch.from_numpy(d["context"][i].astype(np.int64)),
+            "index": int(i) % len(self),
+        }
+        return self.transform(s) if self.transform is not None else s
+
+    def __repr__(self) -> str:
+        return (f"SyntheticSegmentation(preset={self.config.tag or 'custom'!r}, split={self.split!r}, "
+                f"n={len(self)}, size={self.config.image_size}, classes={self.class_names[1:]})")
+
+
+def collate(batch: list[dict]) -> dict:
+    """Stack fixed-size fields into ``(B, ...)`` tensors; keep ``points``/``boxes`` as lists."""
+    out: dict = {}
+    for k in batch[0]:
+        vals = [b[k] for b in batch]
+        if k in ("points", "boxes", "name"):
+            out[k] = vals
+        elif isinstance(vals[0], torch.Tensor):
+            out[k] = torch.stack(vals)
+        else:
+            out[k] = torch.tensor(vals) if isinstance(vals[0], (int, float)) else vals
+    return out

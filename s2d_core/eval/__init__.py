@@ -1,0 +1,1 @@
+"""Evaluation: segmentation mIoU, CAM-seed evaluation, saliency metrics."""
