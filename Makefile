@@ -1,0 +1,32 @@
+# Two commands do all set-up and work (see README):
+#   make book   create the environment if needed, then build the book, executing every chapter
+#   make test   create the environment if needed, then run the whole test suite
+# The environment is a virtual environment in $(VENV); it is (re)installed when
+# pyproject.toml changes. Set PYTHON to choose the interpreter (Python >= 3.10).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.s2d-installed
+
+.PHONY: install book test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch and torchvision are resolved together, so pip picks a matching pair.
+	$(PY) -m pip install --quiet --progress-bar off -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (s2d)" >/dev/null
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --builder html
+	@echo "Open _build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --durations=10
+
+clean:
+	rm -rf _build .pytest_cache

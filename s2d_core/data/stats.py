@@ -1,0 +1,81 @@
+"""Statistics of a generated split: what the book's "synthetic world" chapter reports."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def class_statistics(data: dict, class_names: Sequence[str]) -> list[dict]:
+    """Per-class statistics of a split produced by :func:`~s2d_core.data.dataset.generate_split`.
+
+    Returns one dict per foreground class with: ``images`` (number containing it),
+    ``objects``, ``object_area`` (mean visible object area, % of the image), ``pixel_share``
+    (% of all foreground pixels), ``emblem_share`` (% of the class's pixels that are emblem),
+    ``on_context`` (% of images with the class whose class context is painted too) and
+    ``context_without_class`` (% of images *without* the class that show its context).
+    """
+    mask, emblem, context = data["mask"], data["emblem"], data["context"]
+    n, hw = mask.shape[0], mask.shape[1] * mask.shape[2]
+    fg_total = max(int(((mask > 0) & (mask != 255)).sum()), 1)
+    has_ctx = np.stack([(context == c).reshape(n, -1).any(1) for c in range(1, len(class_names))], 1)
+    rows = []
+    for c in range(1, len(class_names)):
+        present = np.array([c in cl for cl in data["classes"]])
+        areas = [(data["instances"][i] == k + 1).sum() for i, cl in enumerate(data["classes"])
+                 for k, cc in enumerate(cl) if cc == c]
+        pix = int((mask == c).sum())
+        rows.append({
+            "class": class_names[c],
+            "images": int(present.sum()),
+            "objects": len(areas),
+            "object_area": 100.0 * float(np.mean(areas)) / hw if areas else float("nan"),
+            "pixel_share": 100.0 * pix / fg_total,
+            "emblem_share": 100.0 * int((emblem == c).sum()) / max(pix, 1),
+            "on_context": 100.0 * float(has_ctx[present, c - 1].mean()) if present.any() else float("nan"),
+            "context_without_class": 100.0 * float(has_ctx[~present, c - 1].mean()) if (~present).any() else float("nan"),
+        })
+    return rows
+
+
+def cooccurrence(data: dict, n_classes: int) -> np.ndarray:
+    """``(N, N)`` counts of images containing both class ``i+1`` and class ``j+1``
+    (the diagonal counts images containing the class)."""
+    tags = np.asarray(data["tags"]) > 0
+    if tags.shape[1] != n_classes:
+        raise ValueError(f"tags have {tags.shape[1]} classes, expected n_classes={n_classes}")
+    t = tags.astype(np.int64)
+    return t.T @ t
+
+
+def annotation_density(data: dict) -> dict[str, float]:
+    """How much of the image each annotation type labels, in % of pixels (mean over images)."""
+    mask, scr = data["mask"], data["scribbles"]
+    hw = mask.shape[1] * mask.shape[2]
+    box_px, box_bg = [], []
+    for m, boxes in zip(mask, data["boxes"]):
+        cover = np.zeros(m.shape, bool)
+        for x0, y0, x1, y1, _ in boxes:
+            cover[y0:y1 + 1, x0:x1 + 1] = True
+        box_px.append(cover.mean())
+        box_bg.append(((m == 0) & cover).sum() / max(cover.sum(), 1))
+    return {
+        "foreground (dense mask)": 100.0 * float(((mask > 0) & (mask != 255)).mean()),
+        "points": 100.0 * float(np.mean([len(p) for p in data["points"]])) / hw,
+        "scribbles, object strokes": 100.0 * float(((scr > 0) & (scr != 255)).mean()),
+        "scribbles, background strokes": 100.0 * float((scr == 0).mean()),
+        "inside boxes": 100.0 * float(np.mean(box_px)),
+        "background inside boxes (% of box area)": 100.0 * float(np.mean(box_bg)),
+    }
+
+
+def markdown_table(rows: list[dict], floatfmt: str = ".1f") -> str:
+    """A Markdown table from a list of dicts with the same keys."""
+    if not rows:
+        raise ValueError("markdown_table needs at least one row")
+    keys = list(rows[0])
+    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
