@@ -40,9 +40,9 @@ Where to get it
 
 Switching the book to real data
 -------------------------------
-Pass ``root`` to :class:`VOCSegmentation` instead of building the synthetic
-dataset; the configuration switch that selects this is named where the book
-introduces it. Nothing downstream changes.
+``get_dataset("voc", split, root=...)`` (in :mod:`s2d_core.data`) instead of
+``get_dataset("synthetic", split, preset="cpu")``, or build
+:class:`VOCSegmentation` directly. Nothing downstream changes.
 """
 
 from __future__ import annotations
