@@ -13,9 +13,9 @@ from __future__ import annotations
 from .data.config import SyntheticConfig
 
 PRESETS: dict[str, SyntheticConfig] = {
-    "cpu": SyntheticConfig(tag="cpu"),
-    "gpu": SyntheticConfig(image_size=256, n_train=10000, n_val=1449, tag="gpu"),
-    "tiny": SyntheticConfig(n_train=32, n_val=16, tag="tiny"),
+    "cpu": SyntheticConfig(name="cpu"),
+    "gpu": SyntheticConfig(image_size=256, n_train=10000, n_val=1449, name="gpu"),
+    "tiny": SyntheticConfig(n_train=32, n_val=16, name="tiny"),
 }
 
 

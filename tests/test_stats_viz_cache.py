@@ -15,7 +15,7 @@ from s2d_core.data.stats import annotation_density, class_statistics, cooccurren
 from s2d_core.viz import annotation_panel, colourise_mask, label_palette, overlay_mask, stage_map  # noqa: E402
 from s2d_core.viz.world import knob_strip, object_crop, subtype_gallery  # noqa: E402
 
-CFG = SyntheticConfig(n_train=40, n_val=4, tag="t")
+CFG = SyntheticConfig(n_train=40, n_val=4, name="t")
 
 
 @pytest.fixture(scope="module")

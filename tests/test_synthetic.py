@@ -10,7 +10,7 @@ from s2d_core.data.dataset import SyntheticSegmentation, collate, generate_split
 from s2d_core.data.synthetic import make_world, render_scene
 from s2d_core.presets import PRESETS, get_preset
 
-CFG = SyntheticConfig(n_train=24, n_val=8, tag="test")
+CFG = SyntheticConfig(n_train=24, n_val=8, name="test")
 SCENES = [render_scene(CFG, "train", i) for i in range(24)]
 
 
@@ -172,3 +172,11 @@ def test_split_cache_roundtrip(tmp_path, monkeypatch):
                 np.testing.assert_array_equal(a, b)
         else:
             np.testing.assert_array_equal(first[k], second[k])
+
+
+def test_parallel_generation_equals_serial():
+    serial = generate_split(CFG, "val", use_cache=False, progress=False, workers=1)
+    parallel = generate_split(CFG, "val", use_cache=False, progress=False, workers=2)
+    np.testing.assert_array_equal(serial["image"], parallel["image"])
+    for a, b in zip(serial["boxes"], parallel["boxes"]):
+        np.testing.assert_array_equal(a, b)

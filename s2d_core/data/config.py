@@ -15,7 +15,7 @@ Named presets (``cpu``, ``gpu``, ...) live in :mod:`s2d_core.presets`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 
@@ -43,11 +43,11 @@ class SyntheticConfig:
     (world_seed, split, index), so any image can be regenerated on its own."""
     min_objects: int = 1
     max_objects: int = 3
-    object_radius: tuple[float, float] = (0.15, 0.25)
+    object_radius: tuple[float, float] = (0.20, 0.32)
     """Range of an object's mean radius, as a fraction of ``image_size``."""
 
     # --- 1. partial discriminativeness ---------------------------------------------------
-    emblem_frac: float = 0.10
+    emblem_frac: float = 0.08
     """Area of the class emblem (the only fully class-specific part) as a fraction of the
     object's area. Small values make the classifier, and hence its CAM, look at a small part."""
     body_specificity: float = 0.15
@@ -92,8 +92,8 @@ class SyntheticConfig:
     bg_scribbles: int = 2
     """Number of background strokes per image."""
 
-    # extra, free-form notes carried into cache keys (e.g. a preset's name); not a knob.
-    tag: str = field(default="", compare=True)
+    name: str = ""
+    """Label of the configuration (a preset's name); used in cache file names, not a knob."""
 
     def __post_init__(self) -> None:
         _check(isinstance(self.image_size, int) and self.image_size >= 32,

@@ -6,8 +6,10 @@ artifact cache keyed by the config and the generator's source, and served from m
 
 from __future__ import annotations
 
+import functools
 import io
-from pathlib import Path
+import os
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -23,24 +25,32 @@ _RAGGED = ("classes", "subtypes", "points", "boxes")
 
 
 def generate_split(cfg: SyntheticConfig, split: str, use_cache: bool = True,
-                   progress: bool = True) -> dict[str, np.ndarray | list[np.ndarray]]:
+                   progress: bool = True, workers: int | None = None) -> dict[str, np.ndarray | list[np.ndarray]]:
     """All scenes of ``split`` as stacked arrays (fixed-size fields) and lists (per-object fields).
 
     Fixed-size fields get a leading ``N`` axis, e.g. ``image`` ``(N, H, W, 3)`` float32;
     per-object fields (``classes``, ``subtypes``, ``points``, ``boxes``) are lists of N arrays.
+    Every scene has its own seed, so the result does not depend on ``workers`` (processes;
+    default: up to 8 CPU cores for splits of 200 images or more, else 1).
     """
     n = cfg.split_size(split)
     path = None
     if use_cache:
         key = cache.config_key({"cfg": cfg.to_dict(), "split": split},
                                modules=(synthetic, annotations, textures))
-        path = cache.cache_dir() / "synthetic" / f"{cfg.tag or 'custom'}-{split}-{key}.npz"
+        path = cache.cache_dir() / "synthetic" / f"{cfg.name or 'custom'}-{split}-{key}.npz"
         if path.exists():
             with np.load(path, allow_pickle=False) as z:
                 return _unpack(dict(z), n)
-    scenes = [synthetic.render_scene(cfg, split, i)
-              for i in tqdm(range(n), desc=f"generating {cfg.tag or 'synthetic'}/{split}",
-                            disable=not progress, leave=False)]
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8) if n >= 200 else 1
+    render = functools.partial(synthetic.render_scene, cfg, split)
+    bar = dict(total=n, desc=f"generating {cfg.name or 'synthetic'}/{split}", disable=not progress, leave=False)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            scenes = list(tqdm(pool.map(render, range(n), chunksize=16), **bar))
+    else:
+        scenes = [render(i) for i in tqdm(range(n), **bar)]
     data: dict = {k: np.stack([s[k] for s in scenes]) if n else np.zeros((0,)) for k in _FIXED}
     for k in _RAGGED:
         data[k] = [s[k] for s in scenes]
@@ -79,6 +89,7 @@ class SyntheticSegmentation(Dataset):
     config : a :class:`SyntheticConfig`, or the name of a preset (``"cpu"``, ``"gpu"``, ``"tiny"``).
     split : ``"train"``, ``"val"`` or ``"test"``.
     transform : optional ``f(sample) -> sample`` applied to each item.
+    use_cache, progress, workers : see :func:`generate_split`.
 
     Each item is a dict of tensors (``H = W = config.image_size``, ``K`` objects, ``N`` classes):
     ``image`` (3, H, W) float32 in [0, 1]; ``mask`` (H, W) int64 with 0..N and 255 void;
@@ -90,7 +101,8 @@ class SyntheticSegmentation(Dataset):
     """
 
     def __init__(self, config: SyntheticConfig | str = "cpu", split: str = "train",
-                 transform=None, use_cache: bool = True, progress: bool = True) -> None:
+                 transform=None, use_cache: bool = True, progress: bool = True,
+                 workers: int | None = None) -> None:
         if isinstance(config, str):
             from ..presets import get_preset
             config = get_preset(config)
@@ -100,7 +112,7 @@ class SyntheticSegmentation(Dataset):
         self.world = synthetic.make_world(config)
         self.class_names = self.world.class_names
         self.num_classes = len(self.class_names)
-        self.data = generate_split(config, split, use_cache=use_cache, progress=progress)
+        self.data = generate_split(config, split, use_cache=use_cache, progress=progress, workers=workers)
 
     def __len__(self) -> int:
         return len(self.data["classes"])
@@ -124,7 +136,7 @@ class SyntheticSegmentation(Dataset):
         return self.transform(s) if self.transform is not None else s
 
     def __repr__(self) -> str:
-        return (f"SyntheticSegmentation(preset={self.config.tag or 'custom'!r}, split={self.split!r}, "
+        return (f"SyntheticSegmentation(preset={self.config.name or 'custom'!r}, split={self.split!r}, "
                 f"n={len(self)}, size={self.config.image_size}, classes={self.class_names[1:]})")
 
 

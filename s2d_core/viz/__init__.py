@@ -1,8 +1,9 @@
 """Figures: colour maps for labels, overlays of masks and sparse annotations."""
 
+from .curves import plot_threshold_curve
 from .diagrams import STAGES, stage_map
 from .overlay import (annotation_panel, colourise_mask, draw_boxes, draw_points, draw_scribbles,
                       label_palette, legend_handles, overlay_mask, show_sample)
 
-__all__ = ["STAGES", "stage_map", "annotation_panel", "colourise_mask", "draw_boxes", "draw_points", "draw_scribbles",
+__all__ = ["STAGES", "plot_threshold_curve", "stage_map", "annotation_panel", "colourise_mask", "draw_boxes", "draw_points", "draw_scribbles",
            "label_palette", "legend_handles", "overlay_mask", "show_sample"]
