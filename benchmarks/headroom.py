@@ -31,6 +31,7 @@ from s2d_core.cache import atomic_write_bytes
 from s2d_core.data.dataset import SyntheticSegmentation, collate
 from s2d_core.eval.segmentation import SegmentationMeter
 from s2d_core.eval.seeds import sweep_thresholds
+from s2d_core.presets import PRESETS
 
 
 def backbone() -> torch.nn.Module:
@@ -90,12 +91,14 @@ def train(model, loader, loss_fn, epochs: int, desc: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="cpu")
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    ap.add_argument("--epochs", type=int, default=12, help="epochs for each of the two networks")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/records/headroom",
                     help="folder of the JSON record (committed: the book shows it)")
     a = ap.parse_args()
+    if a.epochs < 1:
+        ap.error(f"--epochs must be >= 1, got {a.epochs}")
     torch.manual_seed(a.seed)
     train_ds, val_ds = SyntheticSegmentation(a.preset, "train"), SyntheticSegmentation(a.preset, "val")
     n_fg = train_ds.num_classes - 1

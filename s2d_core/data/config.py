@@ -50,10 +50,10 @@ class SyntheticConfig:
     emblem_frac: float = 0.08
     """Area of the class emblem (the only fully class-specific part) as a fraction of the
     object's area. Small values make the classifier, and hence its CAM, look at a small part."""
-    body_specificity: float = 0.15
+    body_specificity: float = 0.05
     """0..1: how much of an object's body colour comes from a class-specific tint. At 0 the
     body carries no class information; at 1 the body alone identifies the class."""
-    n_body_styles: int = 6
+    n_body_styles: int = 4
     """Size of the pool of body styles (colour pair + texture) shared by all classes.
     Each style is used by several classes, so a body style does not identify the class."""
 
@@ -62,7 +62,7 @@ class SyntheticConfig:
     """Sub-types per class, each with its own body style and shape family (1 = none)."""
 
     # --- 3. co-occurring context ---------------------------------------------------------
-    context_prob: float = 0.7
+    context_prob: float = 0.8
     """Probability that an object stands on its class's typical context (boats on water)."""
     context_scale: float = 1.9
     """Radius of the context region relative to the object's radius."""

@@ -6,7 +6,8 @@ class looks like; a *scene* (:func:`render_scene`) is one image drawn from that 
 How a class looks, and which failure mode each part creates:
 
 * **Emblem** (class-specific, small): a disk of two saturated class colours covering
-  ``emblem_frac`` of the object. It is the only part that names the class on its own, so a
+  ``emblem_frac`` of the object, at one end of its long axis like a head. It is the only part
+  that names the class on its own, so a
   classifier learns it first and its CAM covers only that part (*partial discriminativeness*).
 * **Body** (shared): colour pair + texture + outline taken from a pool of body styles that
   several classes share; ``body_specificity`` mixes in a weak class tint.
@@ -259,7 +260,7 @@ def _outline(shape: str, irregularity: float, rng: np.random.Generator) -> tuple
     """Aspect ratio and harmonics ``(K, 3)`` of an outline family."""
     rows = []
     if shape == "round":
-        aspect = rng.uniform(1.0, 1.3)
+        aspect = rng.uniform(1.2, 1.5)
         rows.append((2, rng.uniform(0.03, 0.08), rng.uniform(0, 2 * np.pi)))
     elif shape == "long":
         aspect = rng.uniform(1.8, 2.4)
@@ -268,7 +269,7 @@ def _outline(shape: str, irregularity: float, rng: np.random.Generator) -> tuple
         aspect = rng.uniform(1.0, 1.2)
         rows.append((int(rng.integers(4, 6)), rng.uniform(0.18, 0.26), rng.uniform(0, 2 * np.pi)))
     else:  # lumpy
-        aspect = rng.uniform(1.1, 1.5)
+        aspect = rng.uniform(1.3, 1.8)
         for k in (2, 3):
             rows.append((k, rng.uniform(0.08, 0.14), rng.uniform(0, 2 * np.pi)))
     # High-frequency wiggles: irregular outlines that a coarse CAM cannot follow.
@@ -329,10 +330,12 @@ def _object_appearance(cfg: SyntheticConfig, world: World, o: dict, yy: np.ndarr
     c1 = (1 - b) * np.array(style.colours[1]) + b * tint
     rgb = colourise(p, c0, c1)
 
-    # Emblem: area emblem_frac of the object's disk, placed somewhere inside the body.
+    # Emblem: area emblem_frac of the object's disk.
     r_e = max(np.sqrt(cfg.emblem_frac) * o["radius"], 1.2 * px)
-    t = rng.uniform(0, 2 * np.pi)
-    rho = rng.uniform(0.0, max(0.0, 0.75 * o["radius"] / o["aspect"] - r_e))
+    # The emblem is the object's "head": towards one end of its major axis, as a face is on a
+    # person or an animal, so a CAM centred on it misses the far end of the body.
+    t = o["angle"] + (np.pi if rng.random() < 0.5 else 0.0) + rng.normal(0.0, 0.15)
+    rho = float(np.clip(rng.uniform(0.45, 0.65) * o["radius"], 0.0, max(0.0, 0.85 * o["radius"] - r_e)))
     ey, ex = o["cy"] + rho * np.sin(t), o["cx"] + rho * np.cos(t)
     emb_alpha = polar_blob(yy, xx, ey, ex, r_e, 1.0, 0.0, np.zeros((0, 3)), 0.5 * px)
     d = np.hypot(yy - ey, xx - ex) / r_e
