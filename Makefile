@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build . --builder html
+	# --all: re-execute every chapter even when only s2d_core changed (Sphinx alone would skip it)
+	$(VENV)/bin/jupyter-book build . --all --builder html
 	@echo "Open _build/html/index.html"
 
 test: $(STAMP)
