@@ -48,8 +48,10 @@ class SyntheticConfig:
 
     # --- 1. partial discriminativeness ---------------------------------------------------
     emblem_frac: float = 0.08
-    """Area of the class emblem (the only fully class-specific part) as a fraction of the
-    object's area. Small values make the classifier, and hence its CAM, look at a small part."""
+    """Area of the class emblem (the only fully class-specific part) relative to the disk of the
+    object's radius; elongated objects are smaller than that disk, so the emblem's share of the
+    visible object is about 1.5x this (see ``emblem_share`` in the class statistics). Small
+    values make the classifier, and hence its CAM, look at a small part."""
     body_specificity: float = 0.05
     """0..1: how much of an object's body colour comes from a class-specific tint. At 0 the
     body carries no class information; at 1 the body alone identifies the class."""
