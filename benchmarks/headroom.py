@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from s2d_core.cache import atomic_write_bytes
 from s2d_core.data.dataset import SyntheticSegmentation, collate
