@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-STAGES = ("data", "classifier", "CAM", "densify", "pseudo masks", "segmentation net", "evaluation")
+STAGES = ("data", "classifier", "CAM", "densify", "pseudo masks", "segmenter", "evaluation")
 _NOTES = ("images +\nsparse labels", "tags only", "coarse maps", "C3 C4 C5 C6", "dense labels\n+ ignore",
           "trained on\npseudo masks", "mIoU")
 
