@@ -16,6 +16,7 @@ The real CAM pipeline of the book replaces this probe's models in a later chapte
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from s2d_core.data.dataset import SyntheticSegmentation, collate
 from s2d_core.eval.segmentation import SegmentationMeter
 from s2d_core.eval.seeds import sweep_thresholds
 from s2d_core.presets import PRESETS
+from s2d_core.viz import cam_heatmap, draw_outline
 
 
 def backbone() -> torch.nn.Module:
@@ -87,6 +89,33 @@ def train(model, loader, loss_fn, epochs: int, desc: str) -> float:
             sched.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     return time.time() - t0
+
+
+def cam_figure(val_ds, cams, tags, class_names, n: int = 8):
+    """Image + mask, and the CAM of each image's first tagged class with the object (white),
+    its emblem (black) and its class context (dashed) outlined."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, n, figsize=(2.1 * n, 4.6))
+    for j in range(n):
+        s = val_ds[j]
+        k = int(np.nonzero(tags[j])[0][0])
+        cls = k + 1
+        axes[0, j].imshow(s["image"].permute(1, 2, 0).numpy())
+        draw_outline(axes[0, j], s["mask"] == cls)
+        axes[0, j].set_title(class_names[cls], fontsize=9)
+        axes[1, j].imshow(cam_heatmap(s["image"], cams[j][k]))
+        draw_outline(axes[1, j], s["mask"] == cls)
+        draw_outline(axes[1, j], s["emblem"] == cls, colour="black")
+        draw_outline(axes[1, j], (s["context"] == cls) & (s["mask"] == 0), colour="white", linestyle="--")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("image, object")
+    axes[1, 0].set_ylabel("CAM")
+    fig.tight_layout()
+    return fig
 
 
 def main() -> None:
@@ -150,8 +179,12 @@ def main() -> None:
     print(json.dumps(res, indent=1))
     print(meter.table())
     out = Path(a.out) / f"{a.preset}-seed{a.seed}.json"
+    fig = cam_figure(val_ds, cams, tags, train_ds.class_names)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    atomic_write_bytes(out.with_name(out.stem + "-cams.png"), buf.getvalue())
     atomic_write_bytes(out, json.dumps(res, indent=1).encode())
-    print(f"wrote {out}")
+    print(f"wrote {out} and its CAM figure")
 
 
 if __name__ == "__main__":

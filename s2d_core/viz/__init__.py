@@ -2,8 +2,8 @@
 
 from .curves import plot_threshold_curve
 from .diagrams import STAGES, stage_map
-from .overlay import (annotation_panel, colourise_mask, draw_boxes, draw_points, draw_scribbles,
+from .overlay import (annotation_panel, cam_heatmap, colourise_mask, draw_outline, draw_boxes, draw_points, draw_scribbles,
                       label_palette, legend_handles, overlay_mask, show_sample)
 
-__all__ = ["STAGES", "plot_threshold_curve", "stage_map", "annotation_panel", "colourise_mask", "draw_boxes", "draw_points", "draw_scribbles",
+__all__ = ["STAGES", "plot_threshold_curve", "stage_map", "annotation_panel", "cam_heatmap", "colourise_mask", "draw_outline", "draw_boxes", "draw_points", "draw_scribbles",
            "label_palette", "legend_handles", "overlay_mask", "show_sample"]

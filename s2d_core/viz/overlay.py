@@ -64,6 +64,23 @@ def overlay_mask(image, mask, alpha: float = 0.55, background: bool = False) -> 
     return out
 
 
+def cam_heatmap(image, cam, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Blend a score map ``(H, W)`` in [0, 1] over an image as a heat map -> ``(H, W, 3)``."""
+    img = _hwc(image)
+    c = _np(cam).astype(np.float64)
+    if c.shape != img.shape[:2]:
+        raise ValueError(f"cam has shape {c.shape} but the image is {img.shape[:2]}")
+    heat = plt.get_cmap(cmap)(np.clip(c, 0, 1))[..., :3]
+    return (1 - alpha) * img + alpha * heat
+
+
+def draw_outline(ax, region, colour="white", linewidth: float = 1.2, linestyle: str = "-") -> None:
+    """Outline of a boolean region ``(H, W)`` on ``ax`` (nothing if the region is empty)."""
+    r = _np(region).astype(float)
+    if r.any():
+        ax.contour(r, levels=[0.5], colors=[colour], linewidths=linewidth, linestyles=linestyle)
+
+
 def draw_points(ax, points, size: float = 60) -> None:
     """Clicks ``(K, 3)`` rows ``(y, x, class)`` as dots in their class colour with a white rim."""
     for y, x, c in _np(points).reshape(-1, 3):
