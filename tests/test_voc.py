@@ -16,6 +16,7 @@ from s2d_core.data.voc import (
     VOID,
     DatasetNotFoundError,
     VOCSegmentation,
+    voc_colour_map,
 )
 
 # id -> (H, W, foreground classes). Sizes differ so a shape mix-up shows.
@@ -30,21 +31,6 @@ SPECS: Dict[str, Tuple[int, int, Tuple[int, ...]]] = {
 TRAIN = ["2007_000032", "2007_000039"]
 VAL = ["2008_000123", "2009_000456"]
 TRAIN_AUG = ["2007_000032", "2009_000456", "2010_000789", "2011_000010", "2007_000039"]
-
-
-def _voc_palette() -> List[int]:
-    """The standard VOC colour map (index 1 -> (128, 0, 0), ...), 256 entries."""
-    pal = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal += [r, g, b]
-    return pal
 
 
 def _make_mask(h: int, w: int, classes: Tuple[int, ...]) -> np.ndarray:
@@ -81,7 +67,7 @@ def _build(base: Path, with_aug: bool = True, with_official: bool = True) -> Tre
             Image.fromarray(m).save(voc / "SegmentationClassAug" / f"{name}.png")
     if with_official:
         (voc / "SegmentationClass").mkdir()
-        pal = _voc_palette()
+        pal = voc_colour_map().flatten().tolist()
         for name in TRAIN + VAL:
             m = tree.masks[name]
             im = Image.frombytes("P", (m.shape[1], m.shape[0]), m.tobytes())
@@ -302,3 +288,12 @@ def test_size_mismatch(voc_tree: Tree) -> None:
     msg = str(exc.value)
     assert name in msg and str(path) in msg
     assert "30x20" in msg and "20x30" in msg
+
+
+def test_colour_map_matches_the_published_voc_colours() -> None:
+    cmap = voc_colour_map()
+    assert cmap.shape == (256, 3) and cmap.dtype == np.uint8
+    known = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 4: (0, 0, 128),
+             15: (192, 128, 128), 20: (0, 64, 128), 255: (224, 224, 192)}
+    for label, rgb in known.items():
+        assert tuple(cmap[label]) == rgb, VOC_CLASSES[label] if label < 21 else "void"

@@ -60,6 +60,7 @@ __all__ = [
     "VOC_CLASSES",
     "VOID",
     "SPLITS",
+    "voc_colour_map",
     "DatasetNotFoundError",
     "VOCSegmentation",
 ]
@@ -96,6 +97,20 @@ SPLITS: tuple = ("train_aug", "train", "val")
 """Splits understood by :class:`VOCSegmentation`."""
 
 _NUM_CLASSES = len(VOC_CLASSES)
+
+
+def voc_colour_map(n: int = 256) -> np.ndarray:
+    """The colour map of VOC's palette PNGs, ``(n, 3)`` uint8.
+
+    Label ``c``'s colour spreads the bits of ``c`` over the three channels, most significant
+    bit first: 1 -> (128, 0, 0), 2 -> (0, 128, 0), ..., 255 (void) -> (224, 224, 192).
+    """
+    c = np.arange(n)
+    rgb = np.zeros((n, 3), np.int64)
+    for j in range(8):
+        for ch in range(3):
+            rgb[:, ch] |= ((c >> (3 * j + ch)) & 1) << (7 - j)
+    return rgb.astype(np.uint8)
 _IMAGE_EXT = ".jpg"
 _MASK_EXT = ".png"
 _AUG_MASKS = "SegmentationClassAug"

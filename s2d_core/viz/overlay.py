@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from matplotlib.patches import Patch, Rectangle
 
+from ..data.voc import voc_colour_map
+
 
 def _hwc(image) -> np.ndarray:
     x = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
@@ -28,19 +30,12 @@ def _np(x) -> np.ndarray:
 
 
 def label_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map ``(n, 3)`` in [0, 1]: label ``c``'s colour from the bits of ``c``."""
-    pal = np.zeros((n, 3), np.float64)
-    for c in range(n):
-        r = g = b = 0
-        v = c
-        for j in range(8):
-            r |= ((v >> 0) & 1) << (7 - j)
-            g |= ((v >> 1) & 1) << (7 - j)
-            b |= ((v >> 2) & 1) << (7 - j)
-            v >>= 3
-        pal[c] = (r, g, b)
-    pal[255] = 255 if n > 255 else pal[255 % n]
-    return pal / 255.0
+    """Label colours ``(n, 3)`` in [0, 1]: the PASCAL VOC colour map, except void (255), which
+    is drawn white so that it reads as "no label" in figures."""
+    pal = voc_colour_map(n) / 255.0
+    if n > 255:
+        pal[255] = 1.0
+    return pal
 
 
 _PALETTE = label_palette()
