@@ -87,8 +87,18 @@ class SegmentationMeter:
         self.class_names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
         self.conf = np.zeros((num_classes, num_classes), np.int64)
 
-    def update(self, pred: ArrayLike, target: ArrayLike) -> "SegmentationMeter":
-        """Add a prediction ``(H, W)`` or batch ``(B, H, W)`` and its ground truth."""
+    def update(self, pred: ArrayLike, target: ArrayLike, pred_ignore: int | None = None) -> "SegmentationMeter":
+        """Add a prediction ``(H, W)`` or batch ``(B, H, W)`` and its ground truth.
+
+        ``pred_ignore``: a label the prediction may use for "no decision" (255 in pseudo masks
+        with ignore bands); those pixels are left out, so the result measures the labelled
+        pixels only and must be read together with their coverage.
+        """
+        if pred_ignore is not None:
+            p = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
+            t = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
+            pred = np.where(p == pred_ignore, 0, p)
+            target = np.where(p == pred_ignore, self.ignore_index, t)
         self.conf += confusion_matrix(pred, target, self.num_classes, self.ignore_index)
         return self
 

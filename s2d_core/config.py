@@ -1,0 +1,169 @@
+"""Configuration of the CAM pipeline: plain frozen dataclasses, validated on creation.
+
+The data knobs live in :class:`s2d_core.data.config.SyntheticConfig`; this module holds the
+knobs of everything after the data (models, training, CAM, pseudo masks). Named values for
+each preset are defined once, in :mod:`s2d_core.presets`. Every dataclass has ``to_dict`` /
+``from_dict`` so a configuration round-trips through JSON or YAML (benchmark records store it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class _Config:
+    """Shared helpers: ``to_dict``, ``from_dict`` (rejects unknown keys), ``replace``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(names)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; expected some of {sorted(names)}")
+        kwargs = {}
+        for k, v in d.items():
+            sub = _SUBCONFIGS.get((cls.__name__, k))
+            if sub is not None and isinstance(v, Mapping):
+                v = sub.from_dict(v)
+            elif isinstance(v, list):
+                v = tuple(v)
+            kwargs[k] = v
+        return cls(**kwargs)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """A backbone from timm plus how to build it."""
+
+    backbone: str = "resnet10t"
+    """Any timm model that supports ``features_only`` (ResNets, ConvNeXts, ...)."""
+    output_stride: int = 8
+    """Ratio of input size to final feature-map size: 8 or 16 (dilated last stages), or 32."""
+    pretrained: bool = False
+    """Start from ImageNet weights. Offline, give ``pretrained_file``."""
+    pretrained_file: str | None = None
+    """Local weights file (``.pth``/``.bin``/``.safetensors``) used when ``pretrained``."""
+    aspp_rates: tuple[int, ...] = (1, 2, 4)
+    """Dilation rates of the segmenter's ASPP branches, in feature-map cells (unused by the
+    classifier). DeepLab's (6, 12, 18) suit 33 x 33 maps; 8 x 8 maps need small rates."""
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.backbone, str) and self.backbone != "", "backbone must be a timm model name")
+        _check(self.output_stride in (8, 16, 32), f"output_stride must be 8, 16 or 32, got {self.output_stride}")
+        _check(len(self.aspp_rates) >= 1 and all(int(r) >= 1 for r in self.aspp_rates),
+               f"aspp_rates must be positive integers, got {self.aspp_rates}")
+        _check(self.pretrained_file is None or self.pretrained,
+               "pretrained_file is given but pretrained=False; set pretrained=True to use it")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """How a network is trained (AdamW + one-cycle schedule, random horizontal flips)."""
+
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 2e-3
+    """Peak learning rate of the one-cycle schedule."""
+    weight_decay: float = 1e-4
+    crop_size: int | None = None
+    """Random square crop (padded where the image is smaller), for data sets whose images differ
+    in size (VOC). ``None``: images are used whole and must all have the same size."""
+
+    def __post_init__(self) -> None:
+        _check(int(self.epochs) >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(int(self.batch_size) >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(self.crop_size is None or self.crop_size >= 16, f"crop_size must be None or >= 16, got {self.crop_size}")
+
+
+@dataclass(frozen=True)
+class CAMConfig(_Config):
+    """How CAMs are read from a trained classifier."""
+
+    scales: tuple[float, ...] = (1.0, 0.5, 1.5)
+    """Input scales whose CAMs are averaged (after resizing back to the input size)."""
+    flip: bool = True
+    """Also average the CAM of the horizontally flipped image."""
+
+    def __post_init__(self) -> None:
+        _check(len(self.scales) >= 1 and all(0.1 <= s <= 4 for s in self.scales),
+               f"scales must be a non-empty list of values in [0.1, 4], got {self.scales}")
+
+
+@dataclass(frozen=True)
+class CRFConfig(_Config):
+    """Dense CRF (Krähenbühl & Koltun 2011) on a label map; defaults are IRN's."""
+
+    iterations: int = 10
+    gt_prob: float = 0.7
+    """Confidence given to the input labels in the unary term."""
+    sxy_gaussian: float = 3.0
+    compat_gaussian: float = 3.0
+    sxy_bilateral: float = 50.0
+    srgb_bilateral: float = 5.0
+    compat_bilateral: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
+        _check(0.0 < self.gt_prob < 1.0, f"gt_prob must be in (0, 1), got {self.gt_prob}")
+        for k in ("sxy_gaussian", "compat_gaussian", "sxy_bilateral", "srgb_bilateral", "compat_bilateral"):
+            _check(getattr(self, k) > 0, f"{k} must be > 0, got {getattr(self, k)}")
+
+
+@dataclass(frozen=True)
+class PseudoMaskConfig(_Config):
+    """How CAMs become pseudo masks for the segmentation network."""
+
+    threshold: float | None = None
+    """Background score. ``None``: the best threshold of the seed sweep on the training set
+    (the field's protocol, which peeks at training masks; see the chapter)."""
+    bands: tuple[float, float] | None = None
+    """``(low, high)``: confident background below ``low``, confident foreground at or above
+    ``high``, ignore (255) between. IRN uses (0.05, 0.30). ``None``: no ignore band."""
+    crf: bool = False
+    """Refine with a dense CRF (IRN-style: CRF on each thresholded label map)."""
+    crf_config: CRFConfig = field(default_factory=CRFConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.threshold is None or 0.0 <= self.threshold <= 1.0,
+               f"threshold must be None or in [0, 1], got {self.threshold}")
+        if self.bands is not None:
+            _check(len(self.bands) == 2 and 0.0 <= self.bands[0] < self.bands[1] <= 1.0,
+                   f"bands must be (low, high) with 0 <= low < high <= 1, got {self.bands}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig(_Config):
+    """Everything after the data: classifier, CAM, pseudo masks, segmenter."""
+
+    classifier: ModelConfig = field(default_factory=ModelConfig)
+    classifier_train: TrainConfig = field(default_factory=TrainConfig)
+    cam: CAMConfig = field(default_factory=CAMConfig)
+    pseudo: PseudoMaskConfig = field(default_factory=PseudoMaskConfig)
+    segmenter: ModelConfig = field(default_factory=ModelConfig)
+    segmenter_train: TrainConfig = field(default_factory=TrainConfig)
+
+
+_SUBCONFIGS: dict[tuple[str, str], type] = {
+    ("PseudoMaskConfig", "crf_config"): CRFConfig,
+    ("PipelineConfig", "classifier"): ModelConfig,
+    ("PipelineConfig", "segmenter"): ModelConfig,
+    ("PipelineConfig", "classifier_train"): TrainConfig,
+    ("PipelineConfig", "segmenter_train"): TrainConfig,
+    ("PipelineConfig", "cam"): CAMConfig,
+    ("PipelineConfig", "pseudo"): PseudoMaskConfig,
+}

@@ -1,0 +1,79 @@
+"""Backbones from timm: every stage's feature map, at a chosen output stride.
+
+``create_backbone(cfg)`` returns a timm ``features_only`` network whose forward pass gives a
+list of feature maps, one per stage, finest first: ``[(B, D_1, H/2 or H/4, ...), ...,
+(B, D_L, H/s, W/s)]`` with ``s = cfg.output_stride``. Later chapters use the intermediate
+stages (hierarchical features for prototypes); the CAM uses the last.
+
+Pretrained weights cannot be downloaded everywhere (this book is built offline). With
+``pretrained=True`` the weights come from ``pretrained_file`` if given, else timm tries the
+Hugging Face hub; when that fails the error says which file is needed and how to pass it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+
+from ..config import ModelConfig
+
+
+class PretrainedWeightsError(RuntimeError):
+    """Pretrained weights were asked for but cannot be loaded."""
+
+
+def _weights_hint(name: str) -> str:
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+        hub = getattr(cfg, "hf_hub_id", None) or "?"
+        url = getattr(cfg, "url", None) or ""
+    except Exception:  # noqa: BLE001 - only used to build a message
+        hub, url = "?", ""
+    where = f"Hugging Face repo 'timm/{hub.split('/')[-1]}'" if hub != "?" else "timm's model hub"
+    alt = f" (or {url})" if url else ""
+    return (f"ImageNet weights of timm model {name!r} are needed: download them from {where}{alt} on a "
+            f"machine with internet, copy the file here, and pass it as "
+            f"ModelConfig(pretrained=True, pretrained_file='path/to/weights.safetensors'); "
+            f"or set pretrained=False to train from scratch (the book's default).")
+
+
+def create_backbone(cfg: ModelConfig) -> torch.nn.Module:
+    """A timm feature extractor for ``cfg`` (see the module docstring for its output)."""
+    if not timm.is_model(cfg.backbone):
+        close = timm.list_models(f"*{cfg.backbone.split('_')[0][:6]}*")[:8]
+        raise ValueError(f"unknown timm backbone {cfg.backbone!r}" + (f"; similar names: {close}" if close else ""))
+    kwargs: dict = dict(features_only=True, output_stride=cfg.output_stride)
+    if cfg.pretrained and cfg.pretrained_file is not None:
+        path = Path(cfg.pretrained_file).expanduser()
+        if not path.is_file():
+            raise PretrainedWeightsError(f"pretrained_file {str(path)!r} does not exist. " + _weights_hint(cfg.backbone))
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(path))
+    try:
+        net = timm.create_model(cfg.backbone, pretrained=cfg.pretrained, **kwargs)
+    except PretrainedWeightsError:
+        raise
+    except (OSError, RuntimeError) as e:  # hub offline (OSError subclasses), unreadable file, wrong keys
+        if not cfg.pretrained:
+            raise
+        raise PretrainedWeightsError(f"could not load pretrained weights for {cfg.backbone!r} "
+                                     f"({type(e).__name__}: {str(e)[:200]}). " + _weights_hint(cfg.backbone)) from e
+    except TypeError as e:  # a model that has no features_only / output_stride support
+        raise ValueError(f"timm backbone {cfg.backbone!r} cannot be built with features_only and "
+                         f"output_stride={cfg.output_stride}: {e}") from e
+    return net
+
+
+def feature_channels(net: torch.nn.Module) -> list[int]:
+    """Channels of each stage of a :func:`create_backbone` network, finest first."""
+    return list(net.feature_info.channels())
+
+
+def last_stage(net: torch.nn.Module) -> torch.nn.Module:
+    """The module producing the last feature map (the target layer for Grad-CAM-style tools)."""
+    name = net.feature_info.module_name()[-1]
+    try:  # timm's FeatureListNet flattens nested names with "_"
+        return net.get_submodule(name.replace(".", "_"))
+    except AttributeError:
+        return net.get_submodule(name)
