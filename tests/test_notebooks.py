@@ -26,6 +26,7 @@ def toc_chapters() -> list[Path]:
 # Smaller settings for the tests; the book build uses each chapter's defaults.
 SMOKE = {
     "synthetic_world": {"n_stats": 300},
+    "cam": {"preset": "tiny", "n_show": 2},
 }
 
 

@@ -1,0 +1,115 @@
+"""Figures for class activation maps: CAM grids, the CAM as a weighted sum, label-map rows."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .overlay import _hwc, _np, cam_heatmap, colourise_mask, draw_outline
+
+
+def _clean(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def show_cams(samples: Sequence[dict], cams: Sequence, class_names: Sequence[str], titles: Sequence[str] | None = None,
+              hidden_maps: bool = True, size: float = 1.9):
+    """Two rows per image column: the image with its object outlined, and the CAM of its first
+    tagged class. With ``hidden_maps`` (synthetic data) the CAM row also outlines the object
+    (white), its emblem (black) and its class context on the background (white, dashed).
+
+    samples : data-set items (``image``, ``mask``, ``tags``, and ``emblem``/``context``).
+    cams : (C, H, W) per sample, in [0, 1].
+    """
+    n = len(samples)
+    fig, axes = plt.subplots(2, n, figsize=(size * n, 2 * size + 0.5), squeeze=False)
+    for j, (s, cam) in enumerate(zip(samples, cams)):
+        k = int(np.nonzero(_np(s["tags"]))[0][0])
+        cls = k + 1
+        mask = _np(s["mask"])
+        axes[0, j].imshow(_hwc(s["image"]))
+        draw_outline(axes[0, j], mask == cls)
+        axes[0, j].set_title(titles[j] if titles else class_names[cls], fontsize=8)
+        axes[1, j].imshow(cam_heatmap(s["image"], _np(cam)[k].astype(np.float32)))
+        draw_outline(axes[1, j], mask == cls)
+        if hidden_maps and "emblem" in s:
+            draw_outline(axes[1, j], _np(s["emblem"]) == cls, colour="black")
+            draw_outline(axes[1, j], (_np(s["context"]) == cls) & (mask == 0), colour="white", linestyle="--")
+    for ax in axes.flat:
+        _clean(ax)
+    axes[0, 0].set_ylabel("image", fontsize=9)
+    axes[1, 0].set_ylabel("CAM", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_label_maps(images: Sequence, rows: Mapping[str, Sequence], size: float = 1.6):
+    """A grid: the images on top, then one row of colourised label maps per entry of ``rows``
+    (name -> (H, W) maps, 255 drawn white), e.g. ground truth, seeds, CRF, network output."""
+    n = len(images)
+    fig, axes = plt.subplots(1 + len(rows), n, figsize=(size * n, size * (1 + len(rows)) + 0.2), squeeze=False)
+    for j, img in enumerate(images):
+        axes[0, j].imshow(_hwc(img))
+        for i, maps in enumerate(rows.values(), start=1):
+            axes[i, j].imshow(colourise_mask(_np(maps[j]).astype(np.int64)), interpolation="nearest")
+    for ax in axes.flat:
+        _clean(ax)
+    axes[0, 0].set_ylabel("image", fontsize=9)
+    for i, name in enumerate(rows, start=1):
+        axes[i, 0].set_ylabel(name, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def cam_decomposition(model, sample: dict, class_names: Sequence[str], k: int = 3, size: float = 1.9):
+    """The CAM as a weighted sum of feature channels (Zhou et al. 2016, eq. CAM_c = sum_d W_cd F_d):
+    the image, the ``k`` channels with the largest contribution ``W_cd * mean(F_d)`` for the
+    image's first tagged class, and the resulting ReLU(W_c^T F), all at feature resolution."""
+    model.eval()
+    x = sample["image"][None]
+    f = model.features(x)[0]  # (D, h, w)
+    cls = int(np.nonzero(_np(sample["tags"]))[0][0])
+    w = model.head.weight[cls].flatten()  # (D,)
+    contrib = w * f.mean((1, 2))
+    top = torch.argsort(contrib, descending=True)[:k]
+    fig, axes = plt.subplots(1, k + 2, figsize=(size * (k + 2), size + 0.5))
+    axes[0].imshow(_hwc(sample["image"]))
+    axes[0].set_title(f"image ({class_names[cls + 1]})", fontsize=8)
+    for a, d in zip(axes[1:], top.tolist()):
+        a.imshow(f[d].numpy(), cmap="viridis")
+        a.set_title(f"channel {d}\nW = {w[d]:+.2f}", fontsize=8)
+    cam = torch.relu(torch.einsum("dhw,d->hw", f, w))
+    axes[-1].imshow(cam.numpy(), cmap="jet")
+    axes[-1].set_title("ReLU(W$_c^T$F)\n(all channels)", fontsize=8)
+    for a in axes:
+        _clean(a)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cam_mass(shares: Mapping[str, Mapping[str, float]], ax=None):
+    """Stacked horizontal bars: for each named CAM variant, its mass on emblem / rest of the
+    object / class context / other (fractions from :func:`s2d_core.eval.cam_diagnostics.cam_mass`)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(shares)))
+    colours = {"emblem": "#222222", "object_rest": "#4c9be8", "class_context": "#e8a04c", "other": "#bbbbbb"}
+    labels = {"emblem": "emblem", "object_rest": "rest of object", "class_context": "class context", "other": "other"}
+    for i, (name, share) in enumerate(shares.items()):
+        left = 0.0
+        for region, v in share.items():
+            ax.barh(i, 100 * v, left=left, color=colours[region], label=labels[region] if i == 0 else None)
+            if v > 0.06:
+                ax.text(left + 50 * v, i, f"{100 * v:.0f}%", ha="center", va="center", fontsize=8,
+                        color="white" if region in ("emblem", "object_rest") else "black")
+            left += 100 * v
+    ax.set_yticks(range(len(shares)), list(shares))
+    ax.set_xlabel("share of CAM mass (%)")
+    ax.set_xlim(0, 100)
+    ax.legend(ncol=4, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax

@@ -1,0 +1,144 @@
+"""The benchmark runner: suites, parameter checks, resumable runs, failures, tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.runner import (PARAMETERS, SuiteError, aggregate, load_suite, main, markdown_table, run_id,
+                               run_suite, validate_params, write_tables)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))  # the kernels inherit it
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "voc"])
+def test_shipped_suites_load(name):
+    s = load_suite(name)
+    assert s.runs and s.notebook.is_file()
+    assert len({run_id(r) for r in s.runs}) == len(s.runs)  # ids are unique
+    if name == "cpu":
+        assert sorted({r["seed"] for r in s.runs}) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"method": "magic"}, "unknown method 'magic'"),
+    ({"refine": "grabcut"}, "refine must be"),
+    ({"dataset": "voc"}, "needs dataset_root"),
+    ({"dataset": "voc", "dataset_root": "/no/such/VOC2012"}, "does not exist"),
+    ({"device": "tpu"}, "device"),
+    ({"backbone": "resnet_banana"}, "unknown timm backbone"),
+    ({"overrides": {"classifer": {"epochs": 1}}}, "unknown PipelineConfig field 'classifer'"),
+    ({"overrides": {"classifier_train": {"epochs": 0}}}, "epochs must be >= 1"),
+    ({"colour": "red"}, "unknown parameter"),
+    ({"preset": "voc"}, "has no synthetic data"),
+])
+def test_bad_parameters_are_named(params, match):
+    with pytest.raises(ValueError, match=match):
+        validate_params({"preset": "tiny", **params})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_missing_gpu_is_named():
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        validate_params({"preset": "tiny", "device": "cuda"})
+
+
+def test_suite_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nmatrix: {seed: [0]}\ncolour: red\n")
+    with pytest.raises(SuiteError, match="unknown key"):
+        load_suite(bad)
+    bad.write_text("name: bad\nmatrix: {seeds: [0]}\n")
+    with pytest.raises(SuiteError, match="unknown parameter"):
+        load_suite(bad)
+    bad.write_text("name: bad\n")
+    with pytest.raises(SuiteError, match="defines no runs"):
+        load_suite(bad)
+    with pytest.raises(SuiteError, match="known suites"):
+        load_suite("no-such-suite")
+
+
+def _suite_file(tmp_path, runs: str) -> Path:
+    p = tmp_path / "mixed.yaml"
+    p.write_text("name: mixed\nnotebook: cam_pipeline\ndefaults: {preset: tiny, device: cpu}\n"
+                 "matrix: {seed: [0]}\nruns:\n" + runs)
+    return p
+
+
+def test_suite_runs_resumes_and_survives_failures(tmp_path):
+    records, logs = tmp_path / "records", tmp_path / "logs"
+    suite = load_suite(_suite_file(tmp_path, (
+        "  - {method: magic}\n"                                    # rejected before a kernel starts
+        "  - {seed: 1, overrides: {classifier_train: {batch_size: 64}}}\n"  # fails inside the notebook
+    )))
+    st = run_suite(suite, records, logs, progress=False)
+    assert len(st["done"]) == 1 and not st["skipped"]
+    reasons = dict(st["failed"])
+    assert any("unknown method 'magic'" in m for m in reasons.values())
+    assert any("fewer than batch_size=64" in m for m in reasons.values())
+    # only the good run left a record, and it is complete JSON
+    files = sorted(records.glob("*"))
+    assert [f.name for f in files] == [st["done"][0] + ".json"]
+    rec = json.loads(files[0].read_text())
+    assert rec["params"]["seed"] == 0 and 0 <= rec["metrics"]["seed_miou"] <= 1
+    assert set(rec["seconds"]) == {"classifier", "cams", "pseudo_masks", "segmenter", "fully_supervised"}
+    assert (logs / f"{st['done'][0]}.ipynb").is_file()
+    # a second pass skips what is recorded and retries only the failures
+    st2 = run_suite(suite, records, logs, progress=False)
+    assert st2["skipped"] == st["done"] and len(st2["failed"]) == 2 and not st2["done"]
+
+
+def test_smoke_suite_and_tables(tmp_path, capsys):
+    records = tmp_path / "smoke" / "runs"
+    code = main(["run", "smoke", "--records", str(records), "--logs", str(tmp_path / "logs")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "2 run, 0 already recorded, 0 failed" in out
+    for ext in ("csv", "md", "png"):
+        assert (records.parent / f"table.{ext}").stat().st_size > 0
+    md = (records.parent / "table.md").read_text()
+    assert "| cam | none | 1 |" in md and "| cam | crf | 1 |" in md
+    assert main(["run", "smoke", "--records", str(records), "--logs", str(tmp_path / "logs")]) == 0
+    assert "0 run, 2 already recorded" in capsys.readouterr().out
+
+
+def test_aggregate_mean_and_std():
+    recs = [{"params": {**PARAMETERS, "seed": s}, "metrics": {"seed_miou": v, "final_miou": v / 2},
+             "seconds": {"classifier": 60.0}} for s, v in enumerate([0.4, 0.5, 0.6])]
+    (row,) = aggregate(recs, ["method", "refine"])
+    assert row["n"] == 3 and row["seeds"] == "0 1 2"
+    assert row["seed_miou_mean"] == pytest.approx(0.5) and row["seed_miou_std"] == pytest.approx(0.1)
+    assert row["final_miou_mean"] == pytest.approx(0.25)
+    assert "50.0 ± 10.0" in markdown_table([row], ["method", "refine"])
+
+
+def test_table_without_records_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no records"):
+        write_tables(load_suite("smoke"), tmp_path / "empty")
+
+
+def test_voc_run_on_a_fixture_tree(tmp_path):
+    """The real-data path (images of different sizes, streamed CAMs, random crops) end to end."""
+    from voc_fixture import _build
+
+    tree = _build(tmp_path / "data")
+    small = {"pretrained": False}
+    suite_file = tmp_path / "voc-fixture.yaml"
+    suite_file.write_text(
+        "name: voc-fixture\nnotebook: cam_pipeline\n"
+        f"defaults: {{preset: voc, dataset: voc, dataset_root: '{tree.voc}', device: cpu}}\n"
+        "runs:\n  - overrides: {classifier: " + json.dumps({**small, "backbone": "resnet10t", "output_stride": 8})
+        + ", segmenter: " + json.dumps({**small, "backbone": "resnet10t", "output_stride": 8, "aspp_rates": [1]})
+        + ", classifier_train: {epochs: 1, batch_size: 2, crop_size: 16}"
+        + ", segmenter_train: {epochs: 1, batch_size: 2, crop_size: 16}, cam: {scales: [1.0], flip: true}}\n")
+    st = run_suite(load_suite(suite_file), tmp_path / "records", tmp_path / "logs", progress=False)
+    assert not st["failed"], st["failed"]
+    rec = json.loads(next((tmp_path / "records").glob("*.json")).read_text())
+    assert rec["data"]["name"] == "VOCSegmentation"
+    assert len(rec["metrics"]["final_iou"]) == 21
