@@ -234,7 +234,7 @@ def run_suite(suite: Suite, records: Path | None = None, logs: Path | None = Non
             continue
         t0 = time.perf_counter()
         try:
-            execute_run(suite, params, records, logs, kernel)
+            execute_run(suite, params, records, logs, kernel, progress=progress)
         except Exception as e:  # noqa: BLE001 - one failed run must not stop the suite
             msg = _reason(e)
             status["failed"].append((rid, msg))
