@@ -26,6 +26,7 @@ import io
 import itertools
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -48,7 +49,7 @@ PARAMETERS: dict[str, Any] = {
     "preset": "cpu",          # synthetic preset and pipeline preset (s2d_core.presets)
     "dataset": "synthetic",   # "synthetic" or "voc"
     "dataset_root": None,     # folder of VOC2012 when dataset == "voc"
-    "method": "cam",          # densifier between CAM and pseudo masks (s2d_core.methods)
+    "method": "cam",          # densifier between CAM and pseudo masks (s2d_core.densify.METHODS)
     "refine": "none",         # "none" or "crf" (IRN-style dense CRF on the pseudo masks)
     "backbone": None,         # timm backbone for classifier and segmenter; None = the preset's
     "seed": 0,
@@ -124,13 +125,22 @@ def pipeline_config(params: dict):
     for k, v in p["overrides"].items():
         if k not in d:
             raise ValueError(f"overrides: unknown PipelineConfig field {k!r}; expected some of {sorted(d)}")
-        d[k] = {**d[k], **v} if isinstance(v, dict) and isinstance(d[k], dict) else v
+        d[k] = _deep_merge(d[k], v)
+    # `refine` is the one switch for the CRF, so a row labelled "none" never uses one
+    d["pseudo"]["crf"] = p["refine"] == "crf"
     cfg = PipelineConfig.from_dict(d)
     import timm
 
     if not timm.is_model(cfg.classifier.backbone):
         raise ValueError(f"unknown timm backbone {cfg.classifier.backbone!r}")
     return cfg
+
+
+def _deep_merge(base, change):
+    """``change`` over ``base``, recursing into mappings (so nested preset values survive)."""
+    if isinstance(base, dict) and isinstance(change, dict):
+        return {**base, **{k: _deep_merge(base.get(k), v) for k, v in change.items()}}
+    return change
 
 
 def run_id(params: dict) -> str:
@@ -182,6 +192,9 @@ def load_suite(name_or_path: str | Path) -> Suite:
             raise SuiteError(f"{path}: unknown parameter(s) {sorted(unknown)} in run {r}; "
                              f"expected some of {sorted(PARAMETERS)}")
     group_by = d.get("group_by") or ["method", "refine"]
+    bad = [g for g in group_by if g not in PARAMETERS]
+    if bad:
+        raise SuiteError(f"{path}: group_by names unknown parameter(s) {bad}; expected some of {sorted(PARAMETERS)}")
     return Suite(name=d.get("name", path.stem), notebook=nb, runs=runs, group_by=list(group_by),
                  description=d.get("description", ""), path=path)
 
@@ -203,15 +216,21 @@ def execute_run(suite: Suite, params: dict, records: Path, logs: Path, kernel: s
     validate_params(params)
     rid = run_id(params)
     record = records / f"{rid}.json"
+    # The notebook writes a pending file; only a finished run replaces the record, so a failed
+    # rerun (--force) neither passes as done nor destroys the earlier result.
+    pending = records / f".{rid}.pending.json"
+    pending.unlink(missing_ok=True)
+    records.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         src = _ipynb(suite.notebook, Path(tmp))
         pm.execute_notebook(str(src), str(logs / f"{rid}.ipynb"), kernel_name=kernel, progress_bar=progress,
-                            parameters={**PARAMETERS, **params, "record_path": str(record), "run_id": rid,
+                            parameters={**PARAMETERS, **params, "record_path": str(pending), "run_id": rid,
                                         "suite": suite.name},
                             cwd=str(HERE.parent))
-    if not record.is_file():
-        raise RuntimeError(f"the notebook finished but wrote no record at {record}")
+    if not pending.is_file():
+        raise RuntimeError(f"the notebook finished but wrote no record at {pending}")
+    os.replace(pending, record)
     return record
 
 
@@ -257,6 +276,8 @@ def _reason(e: Exception) -> str:
 def load_records(folder: Path) -> list[dict]:
     out = []
     for p in sorted(Path(folder).glob("*.json")):
+        if p.name.startswith("."):  # a run in progress (pending record)
+            continue
         try:
             out.append(json.loads(p.read_text()))
         except json.JSONDecodeError as e:
@@ -304,7 +325,7 @@ def markdown_table(rows: list[dict], group_by: list[str]) -> str:
     head = "| " + " | ".join(group_by + ["seeds"] + [LABELS[m] for m in metrics]) + " |"
     lines = [head, "|" + "---|" * (len(group_by) + 1 + len(metrics))]
     for r in rows:
-        cells = [r[k] for k in group_by] + [str(r["n"])]
+        cells = [r[k] for k in group_by] + [r["seeds"]]
         for m in metrics:
             if f"{m}_mean" not in r:
                 cells.append("")
@@ -359,9 +380,15 @@ def write_tables(suite: Suite, records: Path | None = None, out: Path | None = N
     matplotlib.use("Agg")
     records = Path(records) if records else RECORDS_DIR / suite.name / "runs"
     out = Path(out) if out else records.parent
-    recs = load_records(records)
+    wanted = {run_id(p) for p in suite.runs}
+    found = load_records(records)
+    recs = [r for r in found if r.get("run_id") in wanted]
+    if len(recs) < len(found):
+        print(f"note: {len(found) - len(recs)} record(s) in {records} belong to no run of suite "
+              f"{suite.name!r} as it is now and are left out of the table", file=sys.stderr)
     if not recs:
-        raise ValueError(f"no records in {records}: run the suite first (python -m benchmarks run {suite.name})")
+        raise ValueError(f"no records of suite {suite.name!r} in {records}: run it first "
+                         f"(python -m benchmarks run {suite.name})")
     rows = aggregate(recs, suite.group_by)
     buf = io.StringIO()
     fields = sorted({k for r in rows for k in r}, key=lambda k: (k not in suite.group_by, k))

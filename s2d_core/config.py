@@ -44,6 +44,21 @@ def _check(cond: bool, msg: str) -> None:
         raise ValueError(msg)
 
 
+def _numbers(cfg, integers: tuple[str, ...] = (), reals: tuple[str, ...] = ()) -> None:
+    """Type-check numeric fields before range checks, naming the field (YAML reads ``1e-3``
+    as a string; a float epoch count would fail deep inside the loop)."""
+    cls = type(cfg).__name__
+    for name in integers:
+        v = getattr(cfg, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ValueError(f"{cls}.{name} must be an integer, got {v!r} ({type(v).__name__})")
+    for name in reals:
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(v, str) else ""
+            raise ValueError(f"{cls}.{name} must be a number, got {v!r} ({type(v).__name__}){hint}")
+
+
 @dataclass(frozen=True)
 class ModelConfig(_Config):
     """A backbone from timm plus how to build it."""
@@ -61,6 +76,7 @@ class ModelConfig(_Config):
     classifier). DeepLab's (6, 12, 18) suit 33 x 33 maps; 8 x 8 maps need small rates."""
 
     def __post_init__(self) -> None:
+        _numbers(self, integers=("output_stride",))
         _check(isinstance(self.backbone, str) and self.backbone != "", "backbone must be a timm model name")
         _check(self.output_stride in (8, 16, 32), f"output_stride must be 8, 16 or 32, got {self.output_stride}")
         _check(len(self.aspp_rates) >= 1 and all(int(r) >= 1 for r in self.aspp_rates),
@@ -83,8 +99,9 @@ class TrainConfig(_Config):
     in size (VOC). ``None``: images are used whole and must all have the same size."""
 
     def __post_init__(self) -> None:
-        _check(int(self.epochs) >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _check(int(self.batch_size) >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _numbers(self, integers=("epochs", "batch_size", "crop_size"), reals=("lr", "weight_decay"))
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.crop_size is None or self.crop_size >= 16, f"crop_size must be None or >= 16, got {self.crop_size}")
@@ -100,6 +117,8 @@ class CAMConfig(_Config):
     """Also average the CAM of the horizontally flipped image."""
 
     def __post_init__(self) -> None:
+        _check(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.scales),
+               f"CAMConfig.scales must be numbers, got {self.scales!r}")
         _check(len(self.scales) >= 1 and all(0.1 <= s <= 4 for s in self.scales),
                f"scales must be a non-empty list of values in [0.1, 4], got {self.scales}")
 
@@ -118,6 +137,8 @@ class CRFConfig(_Config):
     compat_bilateral: float = 10.0
 
     def __post_init__(self) -> None:
+        _numbers(self, integers=("iterations",), reals=("gt_prob", "sxy_gaussian", "compat_gaussian", "sxy_bilateral",
+                                                        "srgb_bilateral", "compat_bilateral"))
         _check(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
         _check(0.0 < self.gt_prob < 1.0, f"gt_prob must be in (0, 1), got {self.gt_prob}")
         for k in ("sxy_gaussian", "compat_gaussian", "sxy_bilateral", "srgb_bilateral", "compat_bilateral"):
@@ -132,13 +153,16 @@ class PseudoMaskConfig(_Config):
     """Background score. ``None``: the best threshold of the seed sweep on the training set
     (the field's protocol, which peeks at training masks; see the chapter)."""
     bands: tuple[float, float] | None = None
-    """``(low, high)``: confident background below ``low``, confident foreground at or above
-    ``high``, ignore (255) between. IRN uses (0.05, 0.30). ``None``: no ignore band."""
+    """``(low, high)``: confident background where the best tagged CAM is ``<= low``, confident
+    foreground where it is ``> high``, ignore (255) between (the same tie rule as the seed
+    threshold). IRN uses (0.05, 0.30). ``None``: no ignore band."""
     crf: bool = False
     """Refine with a dense CRF (IRN-style: CRF on each thresholded label map)."""
     crf_config: CRFConfig = field(default_factory=CRFConfig)
 
     def __post_init__(self) -> None:
+        if self.threshold is not None:
+            _numbers(self, reals=("threshold",))
         _check(self.threshold is None or 0.0 <= self.threshold <= 1.0,
                f"threshold must be None or in [0, 1], got {self.threshold}")
         if self.bands is not None:

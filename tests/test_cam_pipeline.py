@@ -18,8 +18,14 @@ from s2d_core.train import WithMasks, fit, get_cams, get_classifier, get_segment
 # --- configuration ---------------------------------------------------------------------------
 
 def test_pipeline_config_round_trip():
+    import json
+
+    import yaml
+
     for name, cfg in PIPELINES.items():
         assert PipelineConfig.from_dict(cfg.to_dict()) == cfg, name
+        assert PipelineConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg, name
+        assert PipelineConfig.from_dict(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg, name
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -254,10 +260,12 @@ def _weights(model):
 
 
 def test_fit_is_deterministic_and_resumes(tiny_train, tmp_path):
+    calls = {"n": 0}
+
     def run(ckpt=None, fail_at=None):
         torch.manual_seed(0)
         model = Classifier(6)
-        calls = {"n": 0}
+        calls["n"] = 0
 
         def loss(m, b):
             calls["n"] += 1
@@ -275,6 +283,7 @@ def test_fit_is_deterministic_and_resumes(tiny_train, tmp_path):
         run(ckpt, fail_at=6)  # 4 steps per epoch: interrupted during epoch 2
     assert ckpt.exists()
     resumed = run(ckpt)
+    assert calls["n"] == 4  # only the second epoch ran again
     torch.testing.assert_close(_weights(resumed), _weights(a), rtol=0, atol=0)
 
 
@@ -292,7 +301,6 @@ def test_artifacts_are_cached_by_config(tiny_train):
     assert not i3["from_cache"] and not torch.equal(_weights(m1), _weights(m3))
     cams = get_cams(CAM(m1), tiny_train, progress=False)
     assert cams.shape == (len(tiny_train), 6, 64, 64) and cams.dtype == np.float16
-    np.testing.assert_array_equal(get_cams(CAM(m2), tiny_train, progress=False), cams)
     masks = make_pseudo_masks(cams, [tiny_train[i]["tags"] for i in range(len(tiny_train))], 0.3, progress=False)
     seg, si = get_segmenter(tiny_train, masks, train_cfg=TINY, progress=False)
     _, si2 = get_segmenter(tiny_train, masks, train_cfg=TINY, progress=False)
@@ -300,6 +308,29 @@ def test_artifacts_are_cached_by_config(tiny_train):
     assert not si["from_cache"] and si2["from_cache"] and not gt["from_cache"]
     pred = predict_masks(seg, tiny_train, progress=False)
     assert pred.shape == (len(tiny_train), 64, 64) and pred.max() < 7
+
+
+def test_cams_are_cached_per_configuration(tiny_train):
+    import s2d_core.cam.cam as cam_module
+
+    torch.manual_seed(0)
+    model = Classifier(6).eval()
+    with torch.no_grad():
+        model.head.weight.normal_()  # CAMs with structure, without training
+    model.s2d_key = "test-model"  # what get_classifier attaches
+    cams = get_cams(CAM(model), tiny_train, progress=False)
+    assert cams.max() > 0.9
+    real = cam_module.compute_cams
+    cam_module.compute_cams = None  # a cache hit must not compute
+    try:
+        np.testing.assert_array_equal(get_cams(CAM(model), tiny_train, progress=False), cams)
+    finally:
+        cam_module.compute_cams = real
+    other = get_cams(CAM(model, scales=(1.0, 0.5), flip=True), tiny_train, progress=False)
+    assert not np.array_equal(other, cams)  # another CAM configuration, another entry
+    np.testing.assert_array_equal(other, CAM(model, scales=(1.0, 0.5), flip=True)(
+        torch.stack([tiny_train[i]["image"] for i in range(len(tiny_train))]),
+        torch.stack([tiny_train[i]["tags"] for i in range(len(tiny_train))])).numpy().astype(np.float16))
 
 
 def test_with_masks_checks_lengths_and_shapes(tiny_train):

@@ -111,3 +111,16 @@ def test_sweep_errors():
         sweep_thresholds([], [], [], num_classes=3)
     with pytest.raises(ValueError, match="tags must have shape"):
         seeds_from_cam(np.zeros((2, 3, 3)), np.ones(3), 0.5)
+
+
+def test_pred_ignore_leaves_undecided_pixels_out():
+    from s2d_core.eval.segmentation import SegmentationMeter
+
+    pred = np.array([[1, 1, 255, 0], [0, 255, 2, 2]])
+    gt = np.array([[1, 1, 1, 0], [0, 0, 2, 1]])
+    m = SegmentationMeter(3).update(pred, gt, pred_ignore=255)
+    # only the 6 decided pixels count: 1,1,0 / 0,2,2 against 1,1,0 / 0,2,1
+    expected = SegmentationMeter(3).update(np.array([1, 1, 0, 0, 2, 2]), np.array([1, 1, 0, 0, 2, 1]))
+    np.testing.assert_array_equal(m.conf, expected.conf)
+    with pytest.raises(ValueError, match="pred shape"):
+        SegmentationMeter(3).update(pred[:, :2], gt[:1], pred_ignore=255)

@@ -103,7 +103,7 @@ def test_smoke_suite_and_tables(tmp_path, capsys):
     for ext in ("csv", "md", "png"):
         assert (records.parent / f"table.{ext}").stat().st_size > 0
     md = (records.parent / "table.md").read_text()
-    assert "| cam | none | 1 |" in md and "| cam | crf | 1 |" in md
+    assert "| cam | none | 0 |" in md and "| cam | crf | 0 |" in md  # rows, then the seeds averaged
     assert main(["run", "smoke", "--records", str(records), "--logs", str(tmp_path / "logs")]) == 0
     assert "0 run, 2 already recorded" in capsys.readouterr().out
 
@@ -142,3 +142,67 @@ def test_voc_run_on_a_fixture_tree(tmp_path):
     rec = json.loads(next((tmp_path / "records").glob("*.json")).read_text())
     assert rec["data"]["name"] == "VOCSegmentation"
     assert len(rec["metrics"]["final_iou"]) == 21
+
+
+def test_overrides_merge_deeply_and_refine_is_the_crf_switch():
+    from benchmarks.runner import pipeline_config
+
+    cfg = pipeline_config({"preset": "tiny", "refine": "none",
+                           "overrides": {"pseudo": {"crf": True, "crf_config": {"iterations": 3}}}})
+    assert cfg.pseudo.crf is False  # a row labelled "none" never uses a CRF
+    assert cfg.pseudo.crf_config.iterations == 3 and cfg.pseudo.crf_config.gt_prob == 0.7  # nested defaults kept
+    assert pipeline_config({"preset": "tiny", "refine": "crf"}).pseudo.crf is True
+    with pytest.raises(ValueError, match="lr must be a number.*1.0e-3"):
+        pipeline_config({"preset": "tiny", "overrides": {"classifier_train": {"lr": "1e-3"}}})
+
+
+def test_group_by_must_name_parameters(tmp_path):
+    p = tmp_path / "g.yaml"
+    p.write_text("name: g\nmatrix: {seed: [0]}\ngroup_by: [methods]\n")
+    with pytest.raises(SuiteError, match="group_by names unknown parameter"):
+        load_suite(p)
+
+
+def test_forced_rerun_that_fails_keeps_the_old_record(tmp_path, monkeypatch):
+    """No kernel: papermill is replaced by a stand-in that writes a record or fails."""
+    import papermill
+
+    from benchmarks.runner import execute_run
+
+    suite = load_suite("smoke")
+    params = suite.runs[0]
+    records, logs = tmp_path / "runs", tmp_path / "logs"
+
+    def succeed(src, out, parameters, **kw):
+        Path(parameters["record_path"]).write_text(json.dumps({"run_id": parameters["run_id"], "ok": 1}))
+
+    def fail_midway(src, out, parameters, **kw):
+        raise RuntimeError("killed")
+
+    def forget(src, out, parameters, **kw):
+        pass
+
+    monkeypatch.setattr(papermill, "execute_notebook", succeed)
+    rec = execute_run(suite, params, records, logs)
+    assert json.loads(rec.read_text())["ok"] == 1
+    monkeypatch.setattr(papermill, "execute_notebook", fail_midway)
+    st = run_suite(suite, records, logs, only=run_id(params), force=True, progress=False)
+    assert st["failed"] and json.loads(rec.read_text())["ok"] == 1  # the earlier result survives
+    monkeypatch.setattr(papermill, "execute_notebook", forget)
+    with pytest.raises(RuntimeError, match="wrote no record"):
+        execute_run(suite, params, records, logs)
+    assert [p.name for p in records.iterdir()] == [rec.name]
+
+
+def test_tables_leave_out_records_of_other_runs(tmp_path, capsys):
+    suite = load_suite("smoke")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    good = {"run_id": run_id(suite.runs[0]), "params": {**PARAMETERS, **suite.runs[0]},
+            "metrics": {"seed_miou": 0.5}, "seconds": {}}
+    stray = {**good, "run_id": "old-run", "metrics": {"seed_miou": 0.9}}
+    (runs / "a.json").write_text(json.dumps(good))
+    (runs / "b.json").write_text(json.dumps(stray))
+    write_tables(suite, runs)
+    assert "1 record(s)" in capsys.readouterr().err
+    assert "| 50.0 |" in (tmp_path / "table.md").read_text()

@@ -97,6 +97,8 @@ class SegmentationMeter:
         if pred_ignore is not None:
             p = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
             t = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
+            if p.shape != t.shape:  # before np.where, whose broadcasting would hide a mismatch
+                raise ValueError(f"pred shape {p.shape} != target shape {t.shape}")
             pred = np.where(p == pred_ignore, 0, p)
             target = np.where(p == pred_ignore, self.ignore_index, t)
         self.conf += confusion_matrix(pred, target, self.num_classes, self.ignore_index)

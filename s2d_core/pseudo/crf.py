@@ -54,8 +54,11 @@ def crf_labels(image, labels, cfg: CRFConfig = CRFConfig()) -> np.ndarray:
     Parameters
     ----------
     image : (3, H, W) float in [0, 1] or (H, W, 3) uint8.
-    labels : (H, W) integer labels; the CRF only chooses among labels present in the map
-        (as IRN does with an image's tags), so 255 is treated as one more label.
+    labels : (H, W) integer labels; the CRF only chooses among the labels present in the map,
+        so 255 is treated as one more label. (IRN offers background plus *all* the image's
+        tags; here a tagged class absent from the map cannot reappear. With threshold seeds
+        every tagged class with a CAM peak above the threshold is present, so the two rarely
+        differ.)
 
     Returns
     -------

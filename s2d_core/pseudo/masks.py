@@ -3,8 +3,9 @@
 * plain threshold: the seed rule of :func:`s2d_core.eval.seeds.seeds_from_cam` (background
   score ``t``; argmax over the tagged classes elsewhere);
 * confidence bands (IRN, Ahn et al. CVPR 2019): confident foreground where the best tagged
-  score is ``>= high``, confident background where it is ``< low``, and ``255`` (ignored by the
-  segmentation loss) in between, so the network is not taught the CAM's guesses;
+  score is ``> high``, confident background where it is ``<= low``, and ``255`` (ignored by the
+  segmentation loss) in between, so the network is not taught the CAM's guesses (ties go to
+  background, as in the seed rule);
 * optionally each thresholded map refined by a dense CRF (:mod:`s2d_core.pseudo.crf`), as
   IRN does: ``fg = CRF(threshold at high)``, ``bg = CRF(threshold at low)``; a pixel is
   foreground where ``fg`` says so, background where both say background, ignored otherwise.
@@ -73,7 +74,8 @@ def make_pseudo_masks(cams: Sequence, tags: Sequence, threshold: float, cfg: Pse
                   disable=not progress, leave=False):
         img = None
         if cfg.crf:
-            img = images[i]["image"] if isinstance(images[i], dict) else images[i]
+            img = images[i]
+            img = img["image"] if isinstance(img, dict) else img
         out.append(pseudo_mask(cams[i], tags[i], threshold, cfg.bands, img, cfg.crf_config if cfg.crf else None))
     shapes = {m.shape for m in out}
     return np.stack(out) if len(shapes) == 1 else out

@@ -4,13 +4,16 @@ Any chapter or benchmark that asks for "the cpu-preset classifier, seed 0" gets 
 network: the first caller trains it (with a per-epoch checkpoint, so an interrupted run
 resumes), every later caller loads it from ``cache_dir()/models``. Keys hash the data set's
 identity, the model and training configurations, the seed, and the source code of the
-modules that define the network and the loop, so editing them retrains.
+modules that define the network and the loop, so editing them retrains (even a comment:
+the cache errs on the side of retraining). The device is not part of the key: a network
+trained on a GPU is loaded on the CPU and vice versa, equal up to floating-point order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +52,17 @@ def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
 
 def dataset_id(dataset: Dataset) -> dict:
     """A JSON-able identity of a data set split (used in cache keys and benchmark records)."""
+    if getattr(dataset, "transform", None) is not None:
+        raise ValueError(f"{type(dataset).__name__} has a transform, which cannot be part of a cache key; "
+                         f"pass use_cache=False or a data set without a transform")
     if hasattr(dataset, "config") and hasattr(dataset.config, "to_dict"):
         return {"name": "synthetic", "config": dataset.config.to_dict(), "split": dataset.split}
     root = getattr(dataset, "root", None)
     split = getattr(dataset, "split", None)
     if root is not None:
-        return {"name": type(dataset).__name__, "root": str(root), "split": split, "n": len(dataset)}
+        mask_dir = getattr(dataset, "mask_dir", None)
+        return {"name": type(dataset).__name__, "root": str(Path(root).resolve()), "split": split,
+                "mask_dir": None if mask_dir is None else str(Path(mask_dir).resolve()), "n": len(dataset)}
     raise ValueError(f"cannot identify data set {type(dataset).__name__} for caching: it needs a "
                      f"'config' (synthetic) or 'root' and 'split' attribute")
 
@@ -111,6 +119,7 @@ def get_classifier(train_set: Dataset, model_cfg: ModelConfig = ModelConfig(), t
     ``info``: ``loss`` per epoch, ``seconds`` of training, ``images_per_second``, ``from_cache``.
     """
     device = resolve_device(device)
+    seed = int(seed)
     key = cache.config_key({"stage": "classifier", "data": dataset_id(train_set), "model": model_cfg.to_dict(),
                             "train": train_cfg.to_dict(), "seed": seed},
                            modules=[backbones, classifier_module, loops])
@@ -134,6 +143,7 @@ def get_segmenter(train_set: Dataset, masks=None, model_cfg: ModelConfig = Model
     """The segmentation network trained on ``masks`` ((N, H, W) uint8, 255 = ignore), or on
     the ground-truth masks of ``train_set`` when ``masks`` is None (the upper bound)."""
     device = resolve_device(device)
+    seed = int(seed)
     labels = "ground truth" if masks is None else masks_digest(masks)
     data = train_set if masks is None else WithMasks(train_set, masks)
     key = cache.config_key({"stage": "segmenter", "data": dataset_id(train_set), "labels": labels,
@@ -150,6 +160,8 @@ def get_cams(method, dataset: Dataset, device: str | torch.device = "cpu", progr
 
     Cached when ``method`` has a ``cache_key`` (a :class:`~s2d_core.cam.CAM` over a classifier
     from :func:`get_classifier` has one) and the images share one size (synthetic data).
+    The key names the classifier's training configuration, so do not reuse it for a model
+    changed in place after :func:`get_classifier` returned it (pass ``use_cache=False``).
     """
     from ..cam.cam import compute_cams
 
@@ -162,9 +174,16 @@ def get_cams(method, dataset: Dataset, device: str | torch.device = "cpu", progr
     if path.exists():
         return np.load(path)
     cams = compute_cams(method, dataset, device=device, progress=progress)
-    buf = io.BytesIO()
-    np.save(buf, cams)
-    cache.atomic_write_bytes(path, buf.getvalue())
+    # straight to a temporary file, then renamed: no second in-memory copy (the gpu preset's
+    # CAMs are several GB) and no half-written cache entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, cams)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return cams
 
 

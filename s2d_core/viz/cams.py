@@ -71,10 +71,11 @@ def cam_decomposition(model, sample: dict, class_names: Sequence[str], k: int = 
     the image, the ``k`` channels with the largest contribution ``W_cd * mean(F_d)`` for the
     image's first tagged class, and the resulting ReLU(W_c^T F), all at feature resolution."""
     model.eval()
-    x = sample["image"][None]
-    f = model.features(x)[0]  # (D, h, w)
+    device = next(model.parameters()).device
+    x = sample["image"][None].to(device)
+    f = model.features(x)[0].cpu()  # (D, h, w)
     cls = int(np.nonzero(_np(sample["tags"]))[0][0])
-    w = model.head.weight[cls].flatten()  # (D,)
+    w = model.head.weight[cls].flatten().cpu()  # (D,)
     contrib = w * f.mean((1, 2))
     top = torch.argsort(contrib, descending=True)[:k]
     fig, axes = plt.subplots(1, k + 2, figsize=(size * (k + 2), size + 0.5))
