@@ -70,3 +70,24 @@ def test_cam_figures_draw():
     ax = plot_cam_mass({"a": dict(zip(REGIONS, [0.1, 0.4, 0.3, 0.2]))})
     assert ax.get_xlim() == (0, 100)
     plt.close("all")
+
+
+def test_cam_region_means_by_hand():
+    from s2d_core.eval.cam_diagnostics import REGION_MEANS, cam_region_means
+
+    mask = np.zeros((4, 4), np.int64)
+    mask[:2, :2] = 1
+    mask[3, 3] = 2                        # an object of another class
+    emblem = np.zeros_like(mask)
+    emblem[0, 0] = 1
+    context = np.zeros_like(mask)
+    context[2, :] = 1                     # class-1 context: 4 background px
+    cam = np.zeros((2, 4, 4))
+    cam[0, 0, 0] = 0.9                    # emblem
+    cam[0, 0, 1] = cam[0, 1, 0] = 0.6     # 2 of the 3 other object px
+    cam[0, 2, :2] = 0.4                   # half the context
+    cam[0, 3, 0] = 0.7                    # one of the 7 other background px
+    cam[0, 3, 3] = 0.5                    # the other object
+    got = cam_region_means([cam], [np.array([1, 0])], [mask], [emblem], [context])
+    assert list(got) == list(REGION_MEANS)
+    np.testing.assert_allclose([got[r] for r in REGION_MEANS], [0.9, 0.4, 0.2, 0.1, 0.5])

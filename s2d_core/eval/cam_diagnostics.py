@@ -15,6 +15,7 @@ import torch
 from .seeds import seeds_from_cam
 
 REGIONS = ("emblem", "object_rest", "class_context", "other")
+REGION_MEANS = ("emblem", "object_rest", "class_context", "other_background", "other_objects")
 
 
 def _np(x) -> np.ndarray:
@@ -50,6 +51,35 @@ def cam_mass(cams: Sequence, tags: Sequence, masks: Sequence, emblems: Sequence,
     if total.sum() == 0:
         raise ValueError("all CAMs are zero on the tagged classes: nothing to attribute")
     return dict(zip(REGIONS, total / total.sum()))
+
+
+def cam_region_means(cams: Sequence, tags: Sequence, masks: Sequence, emblems: Sequence,
+                     contexts: Sequence) -> dict:
+    """Mean CAM value of a tagged class over five regions, pooled over images and classes.
+
+    Regions for a tagged class ``c``: its emblem, the rest of its objects, the background
+    pixels of its context, the rest of the background, and objects of other classes. Unlike
+    :func:`cam_mass` this does not depend on how large each region is: a complete CAM is
+    high on both object regions, a CAM that does not leak is equally low on both background
+    regions. Inputs as for :func:`cam_mass`.
+
+    Returns
+    -------
+    ``{region: mean value}`` (NaN for a region that never occurs).
+    """
+    total, count = np.zeros(len(REGION_MEANS)), np.zeros(len(REGION_MEANS))
+    for cam, tag, m, e, c in zip(cams, tags, masks, emblems, contexts):
+        cam, m, e, c = _np(cam).astype(np.float64), _np(m), _np(e), _np(c)
+        for k in np.nonzero(_np(tag))[0]:
+            w, cls = cam[k], k + 1
+            emblem = e == cls
+            regions = (emblem, (m == cls) & ~emblem, (m == 0) & (c == cls), (m == 0) & (c != cls),
+                       (m > 0) & (m != cls) & (m != 255))
+            for j, r in enumerate(regions):
+                total[j] += w[r].sum()
+                count[j] += r.sum()
+    with np.errstate(invalid="ignore"):
+        return dict(zip(REGION_MEANS, total / count))
 
 
 def per_image_miou(preds: Sequence, masks: Sequence, ignore_index: int = 255) -> np.ndarray:

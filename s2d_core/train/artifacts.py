@@ -144,6 +144,9 @@ def get_segmenter(train_set: Dataset, masks=None, model_cfg: ModelConfig = Model
     the ground-truth masks of ``train_set`` when ``masks`` is None (the upper bound)."""
     device = resolve_device(device)
     seed = int(seed)
+    if train_cfg.batch_size < 2:
+        raise ValueError(f"segmenter batch_size must be >= 2 (the ASPP's image-pooling branch normalises "
+                         f"over the batch), got {train_cfg.batch_size}")
     labels = "ground truth" if masks is None else masks_digest(masks)
     data = train_set if masks is None else WithMasks(train_set, masks)
     key = cache.config_key({"stage": "segmenter", "data": dataset_id(train_set), "labels": labels,

@@ -114,3 +114,24 @@ def plot_cam_mass(shares: Mapping[str, Mapping[str, float]], ax=None):
     ax.legend(ncol=4, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return ax
+
+
+def plot_cam_region_means(means: Mapping[str, Mapping[str, float]], ax=None):
+    """Grouped bars: mean CAM value on each region (from
+    :func:`s2d_core.eval.cam_diagnostics.cam_region_means`), one colour per CAM variant."""
+    labels = {"emblem": "emblem", "object_rest": "rest of\nobject", "class_context": "class\ncontext",
+              "other_background": "other\nbackground", "other_objects": "other\nobjects"}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3))
+    regions = list(next(iter(means.values())))
+    x = np.arange(len(regions))
+    width = 0.8 / len(means)
+    for i, (name, m) in enumerate(means.items()):
+        bars = ax.bar(x + (i - (len(means) - 1) / 2) * width, [m[r] for r in regions], width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    ax.set_xticks(x, [labels.get(r, r) for r in regions], fontsize=8)
+    ax.set_ylabel("mean CAM value")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return ax
