@@ -345,3 +345,33 @@ def test_resolve_device_errors(bad):
     with pytest.raises(ValueError, match="device"):
         resolve_device(bad)
     assert resolve_device("cpu").type == "cpu"
+
+
+def test_pretrained_models_normalise_their_input(tmp_path):
+    import timm
+
+    path = tmp_path / "w.pth"
+    torch.save(timm.create_model("resnet10t", pretrained=False).state_dict(), path)
+    model = Classifier(3, ModelConfig(pretrained=True, pretrained_file=str(path)))
+    mean = timm.models.get_pretrained_cfg("resnet10t").mean
+    torch.testing.assert_close(model.normalise.mean.flatten(), torch.tensor(mean))
+    x = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(Classifier(3).normalise(x), x, rtol=0, atol=0)  # from scratch: identity
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tiny_train, tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    loss = lambda m, b: m.loss(m(b["image"]), b["tags"])  # noqa: E731
+    fit(Classifier(6), tiny_train, loss, TrainConfig(epochs=1, batch_size=8), progress=False, checkpoint=ckpt)
+    with pytest.raises(ValueError, match="another configuration or seed"):
+        fit(Classifier(6), tiny_train, loss, TrainConfig(epochs=2, batch_size=8), progress=False, checkpoint=ckpt)
+
+
+def test_real_data_needs_a_crop_size(tmp_path):
+    from voc_fixture import _build
+
+    from s2d_core.data import get_dataset
+
+    voc = get_dataset("voc", "train_aug", root=str(_build(tmp_path).voc))
+    with pytest.raises(ValueError, match="crop_size"):
+        fit(Classifier(20), voc, lambda m, b: m(b["image"]).sum(), TrainConfig(batch_size=2), progress=False)

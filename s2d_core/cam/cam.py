@@ -2,10 +2,11 @@
 
 Zhou et al., CVPR 2016. For class ``c`` and pixel ``p`` of the last feature map ``F``:
 
-.. math:: \\mathrm{CAM}_c(p) = \\frac{\\mathrm{ReLU}(W_c^\\top F(p))}{\\max_q \\mathrm{ReLU}(W_c^\\top F(q)) + \\varepsilon}
+.. math:: \\mathrm{CAM}_c(p) = \\mathrm{ReLU}(W_c^\\top F(p))
 
 upsampled to the image size, optionally averaged over input scales and a horizontal flip
-(as IRN and most later work do), and zeroed for classes the image is not tagged with.
+(as IRN and most later work do), then divided by its maximum over the image (plus a small
+``eps``) so every class map peaks at 1, and zeroed for classes the image is not tagged with.
 
 Every CAM method in this book has the same call signature, like pytorch-grad-cam's::
 
@@ -57,7 +58,8 @@ class CAM:
     >>> cams = cam(images, tags)          # (B, C, H, W) in [0, 1]
 
     The average is taken over un-normalised maps (resized to the input size), then each
-    class map is divided by its maximum, so no scale dominates merely by its range.
+    class map is divided by its maximum (as IRN does): a scale with stronger activations
+    weighs more in the average.
     """
 
     def __init__(self, model: Classifier, scales: Sequence[float] = (1.0,), flip: bool = False) -> None:
@@ -75,7 +77,10 @@ class CAM:
         return None if model_key is None else {"method": type(self).__name__, "model": model_key, **self.cfg.to_dict()}
 
     def raw(self, images: torch.Tensor) -> torch.Tensor:
-        """Scale/flip-averaged ``ReLU(W^T F)`` at input size, before normalisation: (B, C, H, W)."""
+        """Scale/flip-averaged ``ReLU(W^T F)`` at input size, before normalisation: (B, C, H, W).
+
+        Keeps gradients and the model's train/eval mode (methods that train through CAMs use it);
+        ``__call__`` is the inference entry point (no gradients, eval mode)."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
         size = images.shape[-2:]

@@ -65,6 +65,28 @@ def create_backbone(cfg: ModelConfig) -> torch.nn.Module:
     return net
 
 
+class InputNormalisation(torch.nn.Module):
+    """``(x - mean) / std`` per channel for images (B, 3, H, W) in [0, 1].
+
+    Pretrained weights expect the statistics they were trained with (timm's ``pretrained_cfg``:
+    ImageNet mean and std for most); a network trained from scratch gets the identity
+    (mean 0, std 1), which leaves its input bit for bit unchanged.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+        if cfg.pretrained:
+            pc = timm.models.get_pretrained_cfg(cfg.backbone)
+            if pc is not None:
+                mean, std = tuple(pc.mean), tuple(pc.std)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
 def feature_channels(net: torch.nn.Module) -> list[int]:
     """Channels of each stage of a :func:`create_backbone` network, finest first."""
     return list(net.feature_info.channels())

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .backbones import create_backbone, feature_channels
+from .backbones import InputNormalisation, create_backbone, feature_channels
 
 
 class Classifier(nn.Module):
@@ -35,15 +35,16 @@ class Classifier(nn.Module):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.cfg = cfg
         self.num_classes = num_classes
+        self.normalise = InputNormalisation(cfg)
         self.backbone = create_backbone(cfg)
         self.channels = feature_channels(self.backbone)
         self.head = nn.Conv2d(self.channels[-1], num_classes, 1, bias=False)
 
     def stages(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """All stages' feature maps for ``images`` (B, 3, H, W), finest first."""
+        """All stages' feature maps for ``images`` (B, 3, H, W) in [0, 1], finest first."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-        return self.backbone(images)
+        return self.backbone(self.normalise(images))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Last feature map ``F``: (B, D, H/s, W/s), s = output stride."""

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .backbones import create_backbone, feature_channels
+from .backbones import InputNormalisation, create_backbone, feature_channels
 
 
 def _conv_bn(cin: int, cout: int, k: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -47,6 +47,7 @@ class Segmenter(nn.Module):
             raise ValueError(f"num_classes must count background too (>= 2), got {num_classes}")
         self.cfg = cfg
         self.num_classes = num_classes
+        self.normalise = InputNormalisation(cfg)
         self.backbone = create_backbone(cfg)
         ch = feature_channels(self.backbone)
         reductions = list(self.backbone.feature_info.reduction())
@@ -60,7 +61,7 @@ class Segmenter(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-        feats = self.backbone(images)
+        feats = self.backbone(self.normalise(images))
         x = self.aspp(feats[-1])
         low = self.low(feats[self.low_index])
         x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=False)

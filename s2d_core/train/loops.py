@@ -3,8 +3,10 @@
 One generic loop, :func:`fit`, serves every network of the book: it takes a model, a data
 set of dicts, and a ``loss_fn(model, batch) -> scalar``. AdamW with a one-cycle learning-rate
 schedule, random horizontal flips (image and mask together), an optional random crop for data
-sets whose images differ in size. On CPU a given seed reproduces a run bit for bit: model
-initialisation, shuffling and flips each draw from their own seeded generator.
+sets whose images differ in size. On CPU a given seed reproduces a run bit for bit: shuffling
+and flips draw from their own generators seeded by ``seed``; model initialisation and any
+randomness inside the model (dropout) use the global torch generator, which the caller seeds
+(:func:`~s2d_core.train.artifacts.get_classifier` does) and which the checkpoint saves.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Mo
     """
     if len(dataset) < cfg.batch_size:
         raise ValueError(f"the data set has {len(dataset)} images, fewer than batch_size={cfg.batch_size}")
+    if cfg.crop_size is None and not hasattr(getattr(dataset, "base", dataset), "config"):
+        raise ValueError(f"{type(dataset).__name__}: images of a real data set differ in size, so batches need "
+                         f"TrainConfig.crop_size (e.g. 320); only synthetic splits can be used whole")
     device = torch.device(device)
     model.to(device).train()
     shuffle_gen = torch.Generator().manual_seed(seed)
@@ -103,8 +108,14 @@ def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Mo
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.exists():
         s = torch.load(ckpt, map_location=device, weights_only=False)
+        if s.get("config") != cfg.to_dict() or s.get("seed") != seed:
+            raise ValueError(f"checkpoint {ckpt} was written by a run with another configuration or seed "
+                             f"({s.get('config')}, seed {s.get('seed')}); delete it to start afresh")
         model.load_state_dict(s["model"]), opt.load_state_dict(s["opt"]), sched.load_state_dict(s["sched"])
         shuffle_gen.set_state(s["shuffle_gen"]), aug_gen.set_state(s["aug_gen"])
+        torch.set_rng_state(s["torch_rng"])
+        if torch.cuda.is_available() and s.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(s["cuda_rng"])
         start, history, seconds = s["epoch"], s["history"], s["seconds"]
     bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, initial=start, total=cfg.epochs)
     for epoch in bar:
@@ -131,6 +142,9 @@ def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Mo
             atomic_write_bytes(ckpt, _state({"model": model.state_dict(), "opt": opt.state_dict(),
                                              "sched": sched.state_dict(), "shuffle_gen": shuffle_gen.get_state(),
                                              "aug_gen": aug_gen.get_state(), "epoch": epoch + 1,
+                                             "torch_rng": torch.get_rng_state(),
+                                             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                                             "config": cfg.to_dict(), "seed": seed,
                                              "history": history, "seconds": seconds}))
     model.eval()
     n_seen = len(loader) * cfg.batch_size * cfg.epochs
