@@ -20,15 +20,12 @@ import numpy as np
 import torch
 
 from ..config import CRFConfig
+from ..data.images import to_hwc
 
 
 def _image_uint8(image) -> np.ndarray:
     """(H, W, 3) uint8 C-contiguous from (3, H, W) or (H, W, 3), float in [0, 1] or uint8."""
-    img = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if img.ndim == 3 and img.shape[0] == 3 and img.shape[-1] != 3:
-        img = img.transpose(1, 2, 0)
-    if img.ndim != 3 or img.shape[-1] != 3:
-        raise ValueError(f"image must have shape (3, H, W) or (H, W, 3), got {img.shape}")
+    img = to_hwc(image)
     if img.dtype != np.uint8:
         if img.min() < 0 or img.max() > 1.0 + 1e-6:
             raise ValueError(f"a float image must lie in [0, 1], got range [{img.min():.3g}, {img.max():.3g}]")

@@ -13,16 +13,12 @@ import numpy as np
 import torch
 from matplotlib.patches import Patch, Rectangle
 
+from ..data.images import to_hwc
 from ..data.voc import voc_colour_map
 
 
 def _hwc(image) -> np.ndarray:
-    x = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if x.ndim == 3 and x.shape[0] == 3 and x.shape[-1] != 3:
-        x = x.transpose(1, 2, 0)
-    if x.ndim != 3 or x.shape[-1] != 3:
-        raise ValueError(f"image must have shape (3, H, W) or (H, W, 3), got {x.shape}")
-    return np.clip(x, 0, 1)
+    return np.clip(to_hwc(image), 0, 1)
 
 
 def _np(x) -> np.ndarray:
