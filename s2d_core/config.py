@@ -171,6 +171,107 @@ class PseudoMaskConfig(_Config):
 
 
 @dataclass(frozen=True)
+class PrototypeConfig(_Config):
+    """Prototype CAM (SIPE, Chen et al. CVPR 2022): cosine similarity to image-specific prototypes."""
+
+    levels: int = 4
+    """How many of the backbone's last stages form the hierarchical feature (each L2-normalised,
+    resized to the last stage's grid, concatenated). 4 = the four residual stages, as SIPE."""
+    temperature: float = 0.1
+    """Softmax temperature over [background, tagged classes] of the cosine scores; the seed
+    threshold sweep then sweeps a margin between a class and the background."""
+
+    def __post_init__(self) -> None:
+        _numbers(self, integers=("levels",), reals=("temperature",))
+        _check(self.levels >= 1, f"PrototypeConfig.levels must be >= 1, got {self.levels}")
+        _check(self.temperature > 0, f"PrototypeConfig.temperature must be > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class C3Config(_Config):
+    """Classifier/prototype mutual calibration (CPMC, TCSVT 2024); our reading, see the chapter."""
+
+    refine: bool = True
+    """Step 1: propagate the classifier CAM with a feature affinity before taking seeds."""
+    refine_power: float = 8.0
+    """Affinity ``ReLU(cos)^power`` between hierarchical features (row-normalised); 8 is the
+    power AffinityNet (PSA, Ahn & Kwak CVPR 2018) raises its affinities to."""
+    discrepancy_threshold: float = 0.5
+    """Both maps are binarised at this value to find where they disagree."""
+    min_region: int = 1
+    """A discrepancy region needs at least this many feature cells to give a local prototype."""
+    use_fn: bool = True
+    """False-negative local prototypes join the class (completion)."""
+    use_fp: bool = True
+    """False-positive local prototypes join the background (suppression)."""
+    loss_weight: float = 1.0
+    """Weight of the L1 consistency loss next to the classification loss (0: train a plain classifier)."""
+    output: str = "prototype"
+    """What the method returns: the calibrated ``"prototype"`` CAM, the (refined) ``"classifier"``
+    CAM, or their ``"mean"``."""
+
+    def __post_init__(self) -> None:
+        _numbers(self, integers=("min_region",), reals=("refine_power", "discrepancy_threshold", "loss_weight"))
+        _check(self.refine_power > 0, f"C3Config.refine_power must be > 0, got {self.refine_power}")
+        _check(0 < self.discrepancy_threshold < 1,
+               f"C3Config.discrepancy_threshold must be in (0, 1), got {self.discrepancy_threshold}")
+        _check(self.min_region >= 1, f"C3Config.min_region must be >= 1, got {self.min_region}")
+        _check(self.loss_weight >= 0, f"C3Config.loss_weight must be >= 0, got {self.loss_weight}")
+        _check(self.output in ("prototype", "classifier", "mean"),
+               f"C3Config.output must be 'prototype', 'classifier' or 'mean', got {self.output!r}")
+
+
+@dataclass(frozen=True)
+class C4Config(_Config):
+    """Several prototypes per class through optimal transport (POT, CVPR 2025); our reading.
+
+    Features are the hierarchical features of :class:`PrototypeConfig` (its ``levels`` and
+    ``temperature`` apply)."""
+
+    k: int = 4
+    """Prototypes per class. The paper uses 2-4; 1 is SIPE's single prototype."""
+    k_background: int = 1
+    """Prototypes of the background (SIPE's one by default; K background prototypes also match
+    the parts of objects that leak into the background seeds)."""
+    scope: str = "image"
+    """Where the prototypes come from: each image's own confident cells (``"image"``, as SIPE), or
+    confident cells pooled over the whole training set (``"dataset"``: one fixed bank)."""
+    epsilon: float = 0.05
+    """Entropic regularisation of the Sinkhorn assignment (cost = 1 - cosine)."""
+    assignment: str = "ot"
+    """How k-means assigns features to prototypes: ``"ot"`` (balanced by Sinkhorn) or ``"nearest"``."""
+    capacities: str = "weighted"
+    """Prototype capacities of the transport: ``"uniform"`` (1/K each) or ``"weighted"`` (softmax over
+    prototypes of the mean CAM score of the cells they hold, at ``capacity_temperature``):
+    significant clusters get more mass (the paper's similarity-aware transport)."""
+    capacity_temperature: float = 0.1
+    kmeans_iters: int = 10
+    loss_weight: float = 1.0
+    """Weight of the entropy-weighted consistency loss (0: train a plain classifier)."""
+    bank_per_class: int = 20000
+    """``scope="dataset"``: at most this many confident training cells per class form the bank."""
+    output: str = "prototype"
+    """``"prototype"`` CAM, the ``"classifier"`` CAM, or their ``"mean"``."""
+
+    def __post_init__(self) -> None:
+        _numbers(self, integers=("k", "k_background", "kmeans_iters", "bank_per_class"),
+                 reals=("epsilon", "capacity_temperature", "loss_weight"))
+        _check(1 <= self.k <= 16, f"C4Config.k must be in [1, 16], got {self.k}")
+        _check(1 <= self.k_background <= 16, f"C4Config.k_background must be in [1, 16], got {self.k_background}")
+        _check(self.scope in ("image", "dataset"), f"C4Config.scope must be 'image' or 'dataset', got {self.scope!r}")
+        _check(self.epsilon > 0, f"C4Config.epsilon must be > 0, got {self.epsilon}")
+        _check(self.assignment in ("ot", "nearest"), f"C4Config.assignment must be 'ot' or 'nearest', got {self.assignment!r}")
+        _check(self.capacities in ("uniform", "weighted"),
+               f"C4Config.capacities must be 'uniform' or 'weighted', got {self.capacities!r}")
+        _check(self.capacity_temperature > 0, f"C4Config.capacity_temperature must be > 0, got {self.capacity_temperature}")
+        _check(self.kmeans_iters >= 1, f"C4Config.kmeans_iters must be >= 1, got {self.kmeans_iters}")
+        _check(self.loss_weight >= 0, f"C4Config.loss_weight must be >= 0, got {self.loss_weight}")
+        _check(self.bank_per_class >= self.k, f"C4Config.bank_per_class must be >= k, got {self.bank_per_class}")
+        _check(self.output in ("prototype", "classifier", "mean"),
+               f"C4Config.output must be 'prototype', 'classifier' or 'mean', got {self.output!r}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig(_Config):
     """Everything after the data: classifier, CAM, pseudo masks, segmenter."""
 
@@ -180,6 +281,10 @@ class PipelineConfig(_Config):
     pseudo: PseudoMaskConfig = field(default_factory=PseudoMaskConfig)
     segmenter: ModelConfig = field(default_factory=ModelConfig)
     segmenter_train: TrainConfig = field(default_factory=TrainConfig)
+    prototype: PrototypeConfig = field(default_factory=PrototypeConfig)
+    """Used by the prototype methods (``proto``, ``c3``, ``c4``)."""
+    c3: C3Config = field(default_factory=C3Config)
+    c4: C4Config = field(default_factory=C4Config)
 
 
 _SUBCONFIGS: dict[tuple[str, str], type] = {
@@ -190,4 +295,7 @@ _SUBCONFIGS: dict[tuple[str, str], type] = {
     ("PipelineConfig", "segmenter_train"): TrainConfig,
     ("PipelineConfig", "cam"): CAMConfig,
     ("PipelineConfig", "pseudo"): PseudoMaskConfig,
+    ("PipelineConfig", "prototype"): PrototypeConfig,
+    ("PipelineConfig", "c3"): C3Config,
+    ("PipelineConfig", "c4"): C4Config,
 }

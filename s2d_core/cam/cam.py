@@ -16,7 +16,7 @@ Every CAM method in this book has the same call signature, like pytorch-grad-cam
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -51,6 +51,32 @@ def restrict_to_tags(cams: torch.Tensor, tags: torch.Tensor | None) -> torch.Ten
     return cams * (tags > 0).to(cams.dtype)[..., None, None]
 
 
+def scale_flip_average(fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], images: torch.Tensor,
+                       tags: torch.Tensor | None = None, scales: Sequence[float] = (1.0,),
+                       flip: bool = False) -> torch.Tensor:
+    """Average ``fn(x, tags)`` over rescaled (and horizontally flipped) copies of ``images``.
+
+    ``images`` (B, 3, H, W); ``fn`` maps a batch (B', 3, h, w) and its tags (B', C) (or None)
+    to maps (B', C, h', w'); every map is resized to (H, W) (bilinear) and un-flipped before
+    the average. Returns (B, C, H, W). Gradients flow through (the caller chooses no_grad).
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    size = images.shape[-2:]
+    total, n = None, 0
+    for s in scales:
+        x = images if s == 1.0 else F.interpolate(images, scale_factor=s, mode="bilinear",
+                                                  align_corners=False, recompute_scale_factor=False)
+        batch = torch.cat([x, x.flip(-1)]) if flip else x
+        t = None if tags is None else (torch.cat([tags, tags]) if flip else tags)
+        maps = F.interpolate(fn(batch, t), size=size, mode="bilinear", align_corners=False)
+        if flip:
+            maps = maps[: len(x)] + maps[len(x):].flip(-1)
+        total = maps if total is None else total + maps
+        n += 2 if flip else 1
+    return total / n
+
+
 class CAM:
     """Classifier CAM, multi-scale and flip averaged, max-normalised, restricted to tags.
 
@@ -81,22 +107,9 @@ class CAM:
 
         Keeps gradients and the model's train/eval mode (methods that train through CAMs use it);
         ``__call__`` is the inference entry point (no gradients, eval mode)."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-        size = images.shape[-2:]
-        total = None
-        n = 0
-        for s in self.cfg.scales:
-            x = images if s == 1.0 else F.interpolate(images, scale_factor=s, mode="bilinear",
-                                                      align_corners=False, recompute_scale_factor=False)
-            batch = torch.cat([x, x.flip(-1)]) if self.cfg.flip else x
-            maps = cam_from_features(self.model.features(batch), self.model.head.weight)
-            maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
-            if self.cfg.flip:
-                maps = maps[: len(x)] + maps[len(x):].flip(-1)
-            total = maps if total is None else total + maps
-            n += 2 if self.cfg.flip else 1
-        return total / n
+        model = self.model
+        return scale_flip_average(lambda x, _: cam_from_features(model.features(x), model.head.weight),
+                                  images, None, self.cfg.scales, self.cfg.flip)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, tags: torch.Tensor | None = None) -> torch.Tensor:

@@ -9,7 +9,9 @@ function with one signature::
 It trains (or loads from the cache) whatever networks it needs on ``train_set``'s tags and
 returns a CAM method with the uniform call signature of :mod:`s2d_core.cam`, plus ``info``
 (training time, losses, whether it came from the cache). ``"cam"`` is the baseline: the plain
-classifier CAM, no densification. Later chapters add their methods here.
+classifier CAM, no densification. ``"proto"``: SIPE-style prototype CAM on the same
+classifier; ``"c3"``: classifier/prototype mutual calibration; ``"c4"``: several prototypes
+per class through optimal transport. Later chapters add their methods here.
 """
 
 from __future__ import annotations
@@ -30,7 +32,41 @@ def plain_cam(train_set: Dataset, cfg: PipelineConfig, seed: int = 0, device="cp
     return CAM.from_config(model, cfg.cam), {"classifier": info}
 
 
-METHODS: dict[str, Callable] = {"cam": plain_cam}
+def prototype_cam(train_set: Dataset, cfg: PipelineConfig, seed: int = 0, device="cpu", progress: bool = True):
+    """SIPE-style prototype CAM read from the baseline classifier (no extra training)."""
+    from .prototypes import PrototypeCAM
+
+    model, info = get_classifier(train_set, cfg.classifier, cfg.classifier_train, seed=seed, device=device,
+                                 progress=progress)
+    return PrototypeCAM(model, cfg.cam, cfg.prototype), {"classifier": info}
+
+
+def calibrated_cam(train_set: Dataset, cfg: PipelineConfig, seed: int = 0, device="cpu", progress: bool = True):
+    """C3: a classifier trained with classifier/prototype mutual calibration, read out as the
+    calibrated prototype CAM (:mod:`.calibration`)."""
+    from .calibration import C3Objective, CalibratedCAM
+
+    model, info = get_classifier(train_set, cfg.classifier, cfg.classifier_train, seed=seed, device=device,
+                                 progress=progress, objective=C3Objective(cfg.prototype, cfg.c3))
+    return CalibratedCAM(model, cfg.cam, cfg.c3, cfg.prototype), {"classifier": info}
+
+
+def multi_prototype_cam(train_set: Dataset, cfg: PipelineConfig, seed: int = 0, device="cpu", progress: bool = True):
+    """C4: a classifier trained with the multi-prototype OT consistency, read out as the
+    multi-prototype CAM (:mod:`.multiproto`; a dataset-level bank when ``cfg.c4.scope`` says so)."""
+    from ..train.artifacts import resolve_device
+    from .multiproto import C4Objective, MultiPrototypeCAM, prototype_bank
+
+    device = resolve_device(device)
+    model, info = get_classifier(train_set, cfg.classifier, cfg.classifier_train, seed=seed, device=device,
+                                 progress=progress, objective=C4Objective(cfg.prototype, cfg.c4))
+    bank = prototype_bank(model, train_set, cfg.prototype, cfg.c4, device=device, seed=seed) \
+        if cfg.c4.scope == "dataset" else None
+    return MultiPrototypeCAM(model, cfg.cam, cfg.c4, cfg.prototype, bank), {"classifier": info}
+
+
+METHODS: dict[str, Callable] = {"cam": plain_cam, "proto": prototype_cam, "c3": calibrated_cam,
+                                "c4": multi_prototype_cam}
 
 
 def get_method(name: str) -> Callable:
@@ -39,4 +75,4 @@ def get_method(name: str) -> Callable:
     return METHODS[name]
 
 
-__all__ = ["METHODS", "get_method", "plain_cam"]
+__all__ = ["METHODS", "calibrated_cam", "get_method", "multi_prototype_cam", "plain_cam", "prototype_cam"]

@@ -113,18 +113,29 @@ def _train_or_load(kind: str, key: str, build, train_set, loss_fn, train_cfg, se
 
 def get_classifier(train_set: Dataset, model_cfg: ModelConfig = ModelConfig(), train_cfg: TrainConfig = TrainConfig(),
                    seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
-                   use_cache: bool = True) -> tuple[Classifier, dict]:
+                   use_cache: bool = True, objective=None) -> tuple[Classifier, dict]:
     """The CAM classifier trained on ``train_set``'s tags: ``(model in eval mode, info)``.
 
-    ``info``: ``loss`` per epoch, ``seconds`` of training, ``images_per_second``, ``from_cache``.
+    ``objective``: None trains with the multi-label soft-margin loss alone; a densifier that
+    adds a loss passes an object with ``name``, ``config`` (JSON-able dict), ``modules``
+    (whose source defines the loss: part of the cache key) and ``__call__(model, batch) ->
+    loss``. ``info``: ``loss`` per epoch, ``seconds`` of training, ``images_per_second``,
+    ``from_cache``.
     """
     device = resolve_device(device)
     seed = int(seed)
-    key = cache.config_key({"stage": "classifier", "data": dataset_id(train_set), "model": model_cfg.to_dict(),
-                            "train": train_cfg.to_dict(), "seed": seed},
-                           modules=[backbones, classifier_module, loops])
-    return _train_or_load("classifier", key, lambda: Classifier(_num_fg(train_set), model_cfg), train_set,
-                          lambda m, b: m.loss(m(b["image"]), b["tags"]), train_cfg, seed, device, progress, use_cache)
+    spec = {"stage": "classifier", "data": dataset_id(train_set), "model": model_cfg.to_dict(),
+            "train": train_cfg.to_dict(), "seed": seed}
+    modules = [backbones, classifier_module, loops]
+    if objective is None:
+        loss_fn, kind = (lambda m, b: m.loss(m(b["image"]), b["tags"])), "classifier"
+    else:
+        spec["objective"] = {"name": objective.name, "config": objective.config}
+        modules += list(objective.modules)
+        loss_fn, kind = objective, f"classifier-{objective.name}"
+    key = cache.config_key(spec, modules=modules)
+    return _train_or_load(kind, key, lambda: Classifier(_num_fg(train_set), model_cfg), train_set,
+                          loss_fn, train_cfg, seed, device, progress, use_cache)
 
 
 def masks_digest(masks) -> str:
