@@ -244,7 +244,10 @@ class C4Config(_Config):
     """Prototype capacities of the transport: ``"uniform"`` (1/K each) or ``"weighted"`` (softmax over
     prototypes of the mean CAM score of the cells they hold, at ``capacity_temperature``):
     significant clusters get more mass (the paper's similarity-aware transport)."""
-    capacity_temperature: float = 0.1
+    capacity_temperature: float = 0.25
+    """Seed cells have CAM scores in about [0.5, 1]; at 0.25 a prototype of score-1 cells gets at
+    most e^2 = 7.4 times the mass of one of score-0.5 cells. Much lower temperatures let one
+    prototype take nearly all the mass (the collapse the transport exists to prevent)."""
     kmeans_iters: int = 10
     loss_weight: float = 1.0
     """Weight of the entropy-weighted consistency loss (0: train a plain classifier)."""

@@ -27,6 +27,8 @@ def toc_chapters() -> list[Path]:
 SMOKE = {
     "synthetic_world": {"n_stats": 300},
     "cam": {"preset": "tiny", "n_show": 2},
+    "prototypes": {"preset": "tiny", "n_eval": 16, "n_show": 2},
+    "optimal_transport": {"preset": "tiny", "n_eval": 16, "n_cells": 32, "n_show": 2},
 }
 
 

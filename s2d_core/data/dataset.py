@@ -135,6 +135,13 @@ class SyntheticSegmentation(Dataset):
         }
         return self.transform(s) if self.transform is not None else s
 
+    def subtype_map(self, i: int) -> np.ndarray:
+        """Sub-type of the object at every pixel, (H, W) int64, -1 off objects (a diagnostic,
+        like ``emblem``: nothing trains on it). Instance ``k`` of ``instances`` is object ``k - 1``."""
+        inst = np.asarray(self.data["instances"][i]).astype(np.int64)
+        sub = np.concatenate([[-1], np.asarray(self.data["subtypes"][i], dtype=np.int64)])
+        return sub[inst]
+
     def __repr__(self) -> str:
         return (f"SyntheticSegmentation(preset={self.config.name or 'custom'!r}, split={self.split!r}, "
                 f"n={len(self)}, size={self.config.image_size}, classes={self.class_names[1:]})")

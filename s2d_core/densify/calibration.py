@@ -74,6 +74,23 @@ def _local_scores(features: torch.Tensor, regions: torch.Tensor, min_region: int
     return cosine_maps(features, protos).masked_fill(~(mass >= min_region)[..., None, None], float("-inf"))
 
 
+def calibrated_scores(sims: torch.Tensor, features: torch.Tensor, fn: torch.Tensor, fp: torch.Tensor,
+                      cfg: C3Config = C3Config()) -> torch.Tensor:
+    """Step 4: add the local prototypes to the prototype scores.
+
+    ``sims`` (B, 1 + C, h, w) cosines to the background and class prototypes; ``features``
+    (B, D, h, w); ``fn``, ``fp`` (B, C, h, w) regions. A class scores
+    :math:`\\max(\\cos(h, p_c), \\cos(h, p^{FN}_c))` (completion), the background
+    :math:`\\max(\\cos(h, p_0), \\max_c \\cos(h, p^{FP}_c))` (suppression). Returns (B, 1 + C, h, w).
+    """
+    bg, cls = sims[:, :1], sims[:, 1:]
+    if cfg.use_fn:  # a cell like the missed part belongs to the class
+        cls = torch.maximum(cls, _local_scores(features, fn, cfg.min_region))
+    if cfg.use_fp:  # a cell like the over-claimed part is background
+        bg = torch.maximum(bg, _local_scores(features, fp, cfg.min_region).amax(1, keepdim=True))
+    return torch.cat([bg, cls], 1)
+
+
 def calibrate(model: Classifier, stages: list[torch.Tensor], tags: torch.Tensor,
               proto_cfg: PrototypeConfig = PrototypeConfig(), cfg: C3Config = C3Config()) -> dict:
     """Steps 1-4 at feature resolution. Returns a dict of (B, C, h, w) maps:
@@ -92,12 +109,7 @@ def calibrate(model: Classifier, stages: list[torch.Tensor], tags: torch.Tensor,
         sims = cosine_maps(feats, protos)
         probs = prototype_probs(sims, tags, proto_cfg.temperature)
         fn, fp = discrepancy(cams.detach(), probs, tags, cfg.discrepancy_threshold)
-        bg, cls = sims[:, :1], sims[:, 1:]
-        if cfg.use_fn:  # completion: a cell like the missed part belongs to the class
-            cls = torch.maximum(cls, _local_scores(feats, fn, cfg.min_region))
-        if cfg.use_fp:  # suppression: a cell like the over-claimed part is background
-            bg = torch.maximum(bg, _local_scores(feats, fp, cfg.min_region).amax(1, keepdim=True))
-        calibrated = prototype_probs(torch.cat([bg, cls], 1), tags, proto_cfg.temperature)
+        calibrated = prototype_probs(calibrated_scores(sims, feats, fn, fp, cfg), tags, proto_cfg.temperature)
     return {"cam": cams, "proto": probs, "calibrated": calibrated, "fn": fn, "fp": fp}
 
 
@@ -112,7 +124,9 @@ class C3Objective:
         from . import prototypes
 
         self.proto_cfg, self.cfg = proto_cfg, cfg
-        self.config = {"prototype": proto_cfg.to_dict(), "c3": cfg.to_dict()}
+        # the read-out (``output``) does not change training: leave it out of the cache key
+        self.config = {"prototype": proto_cfg.to_dict(),
+                       "c3": {k: v for k, v in cfg.to_dict().items() if k != "output"}}
         self.modules = [prototypes, sys.modules[__name__]]
 
     def __call__(self, model: Classifier, batch: dict) -> torch.Tensor:
@@ -151,4 +165,4 @@ class CalibratedCAM(MapMethod):
         return out["calibrated"]
 
 
-__all__ = ["C3Objective", "CalibratedCAM", "calibrate", "context_refine", "discrepancy"]
+__all__ = ["C3Objective", "CalibratedCAM", "calibrate", "calibrated_scores", "context_refine", "discrepancy"]

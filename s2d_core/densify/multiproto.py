@@ -16,7 +16,8 @@ class instead and lets a cell match the closest one:
    :math:`\\mu_k \\propto \\sum_i \\pi^*_{ik} x_i`. Capacities are uniform (:math:`1/K`) or
    *similarity-aware*, as in the paper: :math:`b_k = \\mathrm{softmax}_k(\\bar s_k / T)` with
    :math:`\\bar s_k` the mean CAM score of the cells cluster ``k`` holds, so significant
-   clusters receive more mass;
+   clusters receive more mass (a low ``T`` gives one prototype nearly all of it, which is
+   the collapse the transport was meant to prevent: ``T = 0.25`` by default);
 3. **prototype CAM**: a cell's class score is its best match among the class's prototypes,
    :math:`s_c(q) = \\max_k \\cos(h(q), \\mu_{ck})`; the background has K prototypes too; a
    softmax at temperature :math:`\\tau` over the background and the tagged classes gives
@@ -210,7 +211,11 @@ class C4Objective:
         from . import ot, prototypes
 
         self.proto_cfg, self.cfg = proto_cfg, cfg
-        self.config = {"prototype": proto_cfg.to_dict(), "c4": cfg.to_dict()}
+        # training always uses per-image prototypes; the read-out fields do not change the
+        # classifier, so they stay out of its cache key
+        readout = {"output", "scope", "bank_per_class"}
+        self.config = {"prototype": proto_cfg.to_dict(),
+                       "c4": {k: v for k, v in cfg.to_dict().items() if k not in readout}}
         self.modules = [ot, prototypes, sys.modules[__name__]]
 
     def __call__(self, model: Classifier, batch: dict) -> torch.Tensor:
@@ -232,52 +237,56 @@ def prototype_bank(model: Classifier, dataset: Dataset, proto_cfg: PrototypeConf
                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Dataset-level prototypes (``scope="dataset"``): K per channel from the seed cells of a set.
 
-    One pass at scale 1 collects each channel's seed cells (hierarchical features and CAM
-    scores); at most ``cfg.bank_per_class`` per channel (a seeded random subset) are clustered.
-    Returns prototypes (1 + C, K, D) and validity (1 + C, K), on ``device``.
+    One pass at scale 1 over ``dataset``; each channel keeps a uniform random sample of at most
+    ``cfg.bank_per_class`` of its seed cells (every cell draws a seeded random key and the
+    smallest keys are kept, batch by batch, so memory stays bounded on large sets); the samples
+    are clustered by :func:`cosine_kmeans`. Returns prototypes (1 + C, K, D) and validity
+    (1 + C, K), on ``device``.
     """
     from ..data.dataset import collate
 
+    was_training = model.training
     model.eval()
-    cells: list[list[torch.Tensor]] = []
-    cell_scores: list[list[torch.Tensor]] = []
-    for b in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
-        images, tags = b["image"].to(device), b["tags"].to(device)
-        stages = model.stages(images)
-        cams = classifier_cam(model, stages, tags)
-        feats = hierarchical_features(stages, proto_cfg.levels).flatten(2).transpose(1, 2)  # (B, n, D)
-        seeds, scores = seed_masks(cams, tags).flatten(2) > 0, with_background(cams).flatten(2)
-        if not cells:
-            cells, cell_scores = [[] for _ in range(seeds.shape[1])], [[] for _ in range(seeds.shape[1])]
-        for j in range(seeds.shape[1]):
-            cells[j].append(feats[seeds[:, j]].cpu())
-            cell_scores[j].append(scores[:, j][seeds[:, j]].cpu())
-    if not cells:
-        raise ValueError("prototype_bank: the data set is empty")
     gen = torch.Generator().manual_seed(seed)
-    xs, ss = [], []
-    for j in range(len(cells)):
-        x, s = torch.cat(cells[j]).double(), torch.cat(cell_scores[j]).double()
-        if len(x) > cfg.bank_per_class:
-            keep = torch.randperm(len(x), generator=gen)[: cfg.bank_per_class]
-            x, s = x[keep], s[keep]
-        xs.append(x)
-        ss.append(s)
-    present = [j for j in range(len(xs)) if len(xs[j]) > 0]
-    d = xs[0].shape[1]
+    kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None  # per channel: keys, cells, scores
+    try:
+        for b in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+            images, tags = b["image"].to(device), b["tags"].to(device)
+            stages = model.stages(images)
+            cams = classifier_cam(model, stages, tags)
+            feats = hierarchical_features(stages, proto_cfg.levels).flatten(2).transpose(1, 2)  # (B, n, D)
+            seeds, scores = seed_masks(cams, tags).flatten(2) > 0, with_background(cams).flatten(2)
+            if kept is None:
+                d = feats.shape[-1]
+                kept = [(torch.empty(0), torch.empty(0, d), torch.empty(0)) for _ in range(seeds.shape[1])]
+            for j in range(seeds.shape[1]):
+                x, sc = feats[seeds[:, j]].float().cpu(), scores[:, j][seeds[:, j]].float().cpu()
+                keys = torch.cat([kept[j][0], torch.rand(len(x), generator=gen)])
+                x, sc = torch.cat([kept[j][1], x]), torch.cat([kept[j][2], sc])
+                if len(keys) > cfg.bank_per_class:
+                    top = keys.topk(cfg.bank_per_class, largest=False).indices
+                    keys, x, sc = keys[top], x[top], sc[top]
+                kept[j] = (keys, x, sc)
+    finally:
+        model.train(was_training)
+    if kept is None:
+        raise ValueError("prototype_bank: the data set is empty")
     k = max(cfg.k, cfg.k_background)
-    protos, valid = torch.zeros(len(xs), k, d), torch.zeros(len(xs), k, dtype=torch.bool)
+    d = kept[0][1].shape[1]
+    protos, valid = torch.zeros(len(kept), k, d), torch.zeros(len(kept), k, dtype=torch.bool)
+    present = [j for j in range(len(kept)) if len(kept[j][1]) > 0]
     if present:
-        n_max = max(len(xs[j]) for j in present)
-        x = torch.zeros(len(present), n_max, d, dtype=torch.float64)
-        s = torch.zeros(len(present), n_max, dtype=torch.float64)
+        n_max = max(len(kept[j][1]) for j in present)
+        x = torch.zeros(len(present), n_max, d)
+        s = torch.zeros(len(present), n_max)
         m = torch.zeros(len(present), n_max, dtype=torch.bool)
         for i, j in enumerate(present):
-            x[i, : len(xs[j])], s[i, : len(xs[j])], m[i, : len(xs[j])] = xs[j], ss[j], True
+            n = len(kept[j][1])
+            x[i, :n], s[i, :n], m[i, :n] = kept[j][1], kept[j][2], True
         k_g = torch.tensor([cfg.k_background if j == 0 else cfg.k for j in present])
         p, v, _ = cosine_kmeans(x, k_g, cfg.kmeans_iters, cfg.assignment, cfg.epsilon,
                                 s if cfg.capacities == "weighted" else None, cfg.capacity_temperature, m)
-        protos[present], valid[present] = p.float(), v
+        protos[present], valid[present] = p, v
     return protos.to(device), valid.to(device)
 
 
@@ -316,8 +325,15 @@ class MultiPrototypeCAM(MapMethod):
             return None
         key = {**key, "prototype": self.proto_cfg.to_dict()}
         if self.bank is not None:
-            key["bank"] = hashlib.sha256(self.bank[0].detach().cpu().float().numpy().tobytes()).hexdigest()[:16]
+            h = hashlib.sha256(self.bank[0].detach().cpu().float().numpy().tobytes())
+            h.update(self.bank[1].detach().cpu().numpy().tobytes())
+            key["bank"] = h.hexdigest()[:16]
         return key
+
+    def source_modules(self) -> list:
+        from . import ot
+
+        return [*super().source_modules(), ot]
 
     def single(self, images: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
         bank = None if self.bank is None else (self.bank[0].to(images.device), self.bank[1].to(images.device))

@@ -173,8 +173,9 @@ def sinkhorn(
     Returns
     -------
     plan : torch.Tensor, shape like ``cost``
-        Transport plans :math:`P`, non-negative; rows sum to ``a`` and columns to ``b``
-        (within ``tol``). Each plan's total mass is that of ``a``.
+        Transport plans :math:`P`, non-negative; rows sum to ``a`` (to rounding) and columns
+        to ``b`` within ``tol`` once converged (after a fixed ``n_iters``, only approximately).
+        Each plan's total mass is that of ``a``.
     info : dict
         Only if ``return_info``; see above.
 

@@ -38,7 +38,7 @@ from ..config import PrototypeConfig
 from ..models.classifier import Classifier
 
 
-def hierarchical_features(stages: Sequence[torch.Tensor], levels: int = 3) -> torch.Tensor:
+def hierarchical_features(stages: Sequence[torch.Tensor], levels: int = 4) -> torch.Tensor:
     """The last ``levels`` backbone stages, each L2-normalised per cell, resized to the last
     stage's grid and concatenated: (B, sum D_i, h, w).
 

@@ -94,3 +94,31 @@ def sweep_thresholds(cams: Iterable, tags: Iterable, masks: Iterable, num_classe
     b = int(np.argmax(miou))
     return {"thresholds": th, "miou": miou, "iou": iou, "best_threshold": float(th[b]),
             "best_miou": float(miou[b]), "best_iou": iou[b], "n_images": n}
+
+
+def evaluate_cam_method(method, dataset, indices: Sequence[int] | None = None, batch_size: int = 64,
+                        device: str | torch.device = "cpu", thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> dict:
+    """Run a CAM ``method(images, tags) -> (B, C, H, W)`` over (a subset of) a same-size data set
+    and sweep the background threshold.
+
+    Returns the :func:`sweep_thresholds` dict plus ``"cams"`` (n, C, H, W) float16, ``"tags"``
+    (n, C), ``"masks"`` (n, H, W) and ``"indices"``, so a chapter can compare methods on the
+    same images without re-running them.
+    """
+    idx = np.arange(len(dataset)) if indices is None else np.asarray(indices)
+    if idx.size == 0:
+        raise ValueError("evaluate_cam_method: no images to evaluate (indices is empty)")
+    if not hasattr(dataset, "config"):
+        raise ValueError(f"evaluate_cam_method needs a data set whose images share one size (synthetic); "
+                         f"{type(dataset).__name__} is not one: use compute_cams + sweep_thresholds")
+    cams, tags, masks = [], [], []
+    for start in range(0, len(idx), batch_size):
+        items = [dataset[int(i)] for i in idx[start:start + batch_size]]
+        images = torch.stack([it["image"] for it in items]).to(device)
+        tag = torch.stack([it["tags"] for it in items]).to(device)
+        cams.append(_np(method(images, tag)).astype(np.float16))
+        tags.append(_np(tag))
+        masks.extend(_np(it["mask"]) for it in items)
+    cams, tags, masks = np.concatenate(cams), np.concatenate(tags), np.stack(masks)
+    out = sweep_thresholds(cams, tags, masks, dataset.num_classes, thresholds)
+    return {**out, "cams": cams, "tags": tags, "masks": masks, "indices": idx}
