@@ -65,7 +65,7 @@ def _farthest_point_init(x: torch.Tensor, valid: torch.Tensor, k: int) -> torch.
 
 
 def cosine_kmeans(x: torch.Tensor, k: int | torch.Tensor, iters: int = 10, assignment: str = "ot", epsilon: float = 0.05,
-                  scores: torch.Tensor | None = None, capacity_temperature: float = 0.1,
+                  scores: torch.Tensor | None = None, capacity_temperature: float = 0.25,
                   mask: torch.Tensor | None = None, sinkhorn_iters: int = 50):
     """Cluster features on the unit sphere into ``k`` prototypes, many groups at once.
 
