@@ -153,8 +153,10 @@ def test_consistency_counts_background_and_tagged_channels_only():
     target[:, 1] = 1.0
     assert consistency_l1(pred, target, tags) == pytest.approx(0.5)
     w = torch.zeros(1, 3, 2, 2)
-    w[:, 1] = 1
-    assert consistency_l1(pred, target, tags, w) == pytest.approx(1.0)
+    w[:, 1] = 0.5
+    # weights scale entries; the mean is over the entries that count (background + tag: 8)
+    assert consistency_l1(pred, target, tags, w) == pytest.approx(0.5 * 4 / 8)
+    assert consistency_l1(pred, target, tags, torch.zeros_like(w)) == 0
 
 
 def test_entropy_weight():

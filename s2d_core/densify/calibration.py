@@ -17,7 +17,9 @@ correct the other:
    background (:math:`\\max(\\cos(h, p_{bg}), \\max_c \\cos(h, p^{FP}_c))`), giving the
    calibrated prototype CAM :math:`\\hat P`;
 5. **training**: classification loss + :math:`\\lambda \\lVert [1 - \\max \\tilde M, \\tilde M] -
-   [1 - \\textstyle\\sum \\hat P, \\hat P] \\rVert_1` over the background and tagged channels.
+   [1 - \\textstyle\\sum \\hat P, \\hat P] \\rVert_1` over the background and tagged channels,
+   each cell weighted by the target's certainty :math:`1 - H_2(\\hat P)` (our addition, see
+   ``C3Config.certainty_weighting``: trained from scratch, the unweighted loss collapses).
 
 Design choices the paper leaves open (all in :class:`~s2d_core.config.C3Config`): the
 affinity (cosine of hierarchical features raised to AffinityNet's power :math:`\\beta = 8`, one
@@ -37,8 +39,9 @@ import torch.nn.functional as F
 from ..cam.cam import max_normalise
 from ..config import C3Config, PrototypeConfig
 from ..models.classifier import Classifier
-from .prototypes import (MapMethod, classifier_cam, consistency_l1, cosine_maps, hierarchical_features,
-                         probs_with_background, prototype_probs, region_prototypes, seed_masks, with_background)
+from .prototypes import (MapMethod, classifier_cam, consistency_l1, cosine_maps, entropy_weight,
+                         hierarchical_features, probs_with_background, prototype_probs, region_prototypes, seed_masks,
+                         with_background)
 
 
 def context_refine(cams: torch.Tensor, features: torch.Tensor, power: float = 8.0) -> torch.Tensor:
@@ -137,8 +140,9 @@ class C3Objective:
         if self.cfg.loss_weight == 0:
             return loss
         out = calibrate(model, stages, tags, self.proto_cfg, self.cfg)
-        return loss + self.cfg.loss_weight * consistency_l1(with_background(out["cam"]),
-                                                            probs_with_background(out["calibrated"]), tags)
+        target = probs_with_background(out["calibrated"])
+        weight = entropy_weight(target) if self.cfg.certainty_weighting else None
+        return loss + self.cfg.loss_weight * consistency_l1(with_background(out["cam"]), target, tags, weight)
 
 
 class CalibratedCAM(MapMethod):

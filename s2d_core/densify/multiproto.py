@@ -35,7 +35,6 @@ the class map is the max over prototypes; a fixed 50 Sinkhorn iterations per k-m
 
 from __future__ import annotations
 
-import math
 import sys
 
 import torch
@@ -45,8 +44,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import C4Config, PrototypeConfig
 from ..models.classifier import Classifier
 from .ot import sinkhorn
-from .prototypes import (MapMethod, classifier_cam, consistency_l1, hierarchical_features, probs_with_background,
-                         prototype_probs, seed_masks, with_background)
+from .prototypes import (MapMethod, classifier_cam, consistency_l1, entropy_weight, hierarchical_features,
+                         probs_with_background, prototype_probs, seed_masks, with_background)
 
 
 def _farthest_point_init(x: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
@@ -172,12 +171,6 @@ def multi_prototype_scores(features: torch.Tensor, protos: torch.Tensor, valid: 
         protos, valid = protos[None].expand(len(features), -1, -1, -1), valid[None].expand(len(features), -1, -1)
     sims = torch.einsum("bdhw,bckd->bckhw", F.normalize(features, dim=1), F.normalize(protos, dim=-1))
     return sims.masked_fill(~valid[..., None, None], -1.0).amax(2)
-
-
-def entropy_weight(probs: torch.Tensor) -> torch.Tensor:
-    """``1 - H_2(p)``: 1 for a certain cell (p = 0 or 1), 0 for p = 0.5. Any shape, p in [0, 1]."""
-    p = probs.clamp(1e-6, 1 - 1e-6)
-    return 1 + (p * p.log() + (1 - p) * (1 - p).log()) / math.log(2)
 
 
 def multi_prototype_maps(model: Classifier, stages: list[torch.Tensor], tags: torch.Tensor,

@@ -28,6 +28,7 @@ background.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -190,25 +191,32 @@ class PrototypeCAM(MapMethod):
         return prototype_cam_single(self.model, images, tags, self.method_cfg)
 
 
-__all__ = ["MapMethod", "PrototypeCAM", "classifier_cam", "consistency_l1", "cosine_maps", "probs_with_background", "hierarchical_features",
+__all__ = ["MapMethod", "PrototypeCAM", "classifier_cam", "consistency_l1", "cosine_maps", "entropy_weight", "probs_with_background", "hierarchical_features",
            "prototype_cam_single", "prototype_probs", "region_prototypes", "seed_masks", "with_background"]
 
 
 def consistency_l1(pred: torch.Tensor, target: torch.Tensor, tags: torch.Tensor,
                    weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean (optionally weighted) L1 distance between two background + class stacks.
+    """Mean L1 distance between two background + class stacks, optionally down-weighted.
 
     ``pred`` and ``target`` (B, 1 + C, h, w) in [0, 1]; only the background and the tagged
     channels count (untagged maps are zero on both sides by construction); ``weight``
-    (B, 1 + C, h, w) >= 0 down-weights uncertain cells. Returns a scalar.
+    (B, 1 + C, h, w) in [0, 1] scales each entry. The sum is divided by the number of entries
+    that count, *not* by the sum of the weights: uncertain targets then contribute (almost)
+    nothing, instead of being rescaled back to full strength. Returns a scalar.
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
     present = torch.cat([torch.ones_like(tags[:, :1], dtype=torch.bool), tags > 0], 1)[..., None, None]
-    w = present.to(pred.dtype).expand_as(pred)
-    if weight is not None:
-        w = w * weight
-    return ((pred - target).abs() * w).sum() / w.sum().clamp_min(1e-6)
+    mask = present.to(pred.dtype).expand_as(pred)
+    w = mask if weight is None else mask * weight
+    return ((pred - target).abs() * w).sum() / mask.sum().clamp_min(1.0)
+
+
+def entropy_weight(probs: torch.Tensor) -> torch.Tensor:
+    """``1 - H_2(p)``: 1 for a certain cell (p = 0 or 1), 0 for p = 0.5. Any shape, p in [0, 1]."""
+    p = probs.clamp(1e-6, 1 - 1e-6)
+    return 1 + (p * p.log() + (1 - p) * (1 - p).log()) / math.log(2)
 
 
 def probs_with_background(probs: torch.Tensor) -> torch.Tensor:

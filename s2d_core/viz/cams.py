@@ -56,10 +56,15 @@ def show_label_maps(images: Sequence, rows: Mapping[str, Sequence], size: float 
         axes[0, j].imshow(_hwc(img))
         for i, maps in enumerate(rows.values(), start=1):
             axes[i, j].imshow(colourise_mask(_np(maps[j]).astype(np.int64)), interpolation="nearest")
+    return finish_grid(fig, axes, rows)
+
+
+def finish_grid(fig, axes, row_names):
+    """Clear the ticks of an image grid, name its rows ("image", then ``row_names``), tighten."""
     for ax in axes.flat:
         _clean(ax)
     axes[0, 0].set_ylabel("image", fontsize=9)
-    for i, name in enumerate(rows, start=1):
+    for i, name in enumerate(row_names, start=1):
         axes[i, 0].set_ylabel(name, fontsize=9)
     fig.tight_layout()
     return fig

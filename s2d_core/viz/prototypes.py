@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch.nn.functional as F
 
+from .cams import finish_grid
 from .overlay import _hwc, _np, cam_heatmap, colourise_mask, draw_outline
 
 
@@ -52,13 +53,7 @@ def compare_maps(samples: Sequence[dict], rows: Mapping[str, Sequence], titles: 
             if hidden_maps and "emblem" in s:
                 draw_outline(ax, _np(s["emblem"]) == k + 1, colour="black")
                 draw_outline(ax, (_np(s["context"]) == k + 1) & (mask == 0), colour="white", linestyle="--")
-    for ax in axes.flat:
-        _clean(ax)
-    axes[0, 0].set_ylabel("image", fontsize=9)
-    for i, name in enumerate(rows, start=1):
-        axes[i, 0].set_ylabel(name, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return finish_grid(fig, axes, rows)
 
 
 def show_steps(sample: dict, panels: Mapping[str, object], size: float = 2.0):
