@@ -91,3 +91,28 @@ def test_cam_region_means_by_hand():
     got = cam_region_means([cam], [np.array([1, 0])], [mask], [emblem], [context])
     assert list(got) == list(REGION_MEANS)
     np.testing.assert_allclose([got[r] for r in REGION_MEANS], [0.9, 0.4, 0.2, 0.1, 0.5])
+    # with a threshold: the share of each region above it
+    got = cam_region_means([cam], [np.array([1, 0])], [mask], [emblem], [context], threshold=0.55)
+    np.testing.assert_allclose([got[r] for r in REGION_MEANS], [1.0, 2 / 3, 0.0, 1 / 7, 0.0])
+
+
+def test_prototype_figures_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from s2d_core.data import get_dataset
+    from s2d_core.viz import compare_maps, plot_assignment, plot_plan, show_clusters, show_steps
+
+    ds = get_dataset("synthetic", "val", "tiny", progress=False)
+    items = [ds[i] for i in range(2)]
+    maps = np.random.default_rng(0).random((2, ds.num_classes - 1, 64, 64))
+    assert compare_maps(items, {"a": maps, "b": maps}, titles=["x", "y"]) is not None
+    cells = np.arange(64).reshape(8, 8) % 3 - 1
+    fn = np.zeros((8, 8)); fn[2, 2] = 1
+    assert show_steps(items[0], {"map": maps[0, 0][::8, ::8], "seed labels": cells + 1,
+                                 "FN / FP": {"fn": fn, "fp": fn.T}}) is not None
+    show_clusters(items[0], cells)
+    ax = plot_assignment(np.random.default_rng(1).random((10, 2)), np.array([0, 1, -1] + [0] * 7), np.zeros((2, 2)))
+    assert "sizes [8, 1]" in ax.get_title()  # the -1 point is not counted
+    plan = np.full((6, 2), 1 / 12)
+    plot_plan(plan)

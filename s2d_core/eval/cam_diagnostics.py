@@ -54,8 +54,12 @@ def cam_mass(cams: Sequence, tags: Sequence, masks: Sequence, emblems: Sequence,
 
 
 def cam_region_means(cams: Sequence, tags: Sequence, masks: Sequence, emblems: Sequence,
-                     contexts: Sequence) -> dict:
+                     contexts: Sequence, threshold: float | None = None) -> dict:
     """Mean CAM value of a tagged class over five regions, pooled over images and classes.
+
+    With ``threshold``, the share of each region where the map is above it instead (what the
+    seed rule at that background threshold claims for the class; maps that are calibrated
+    differently, e.g. probabilities vs max-normalised CAMs, compare better this way).
 
     Regions for a tagged class ``c``: its emblem, the rest of its objects, the background
     pixels of its context, the rest of the background, and objects of other classes. Unlike
@@ -72,6 +76,8 @@ def cam_region_means(cams: Sequence, tags: Sequence, masks: Sequence, emblems: S
         cam, m, e, c = _np(cam).astype(np.float64), _np(m), _np(e), _np(c)
         for k in np.nonzero(_np(tag))[0]:
             w, cls = cam[k], k + 1
+            if threshold is not None:
+                w = (w > threshold).astype(np.float64)
             emblem = e == cls
             regions = (emblem, (m == cls) & ~emblem, (m == 0) & (c == cls), (m == 0) & (c != cls),
                        (m > 0) & (m != cls) & (m != 255))

@@ -121,7 +121,7 @@ def plot_cam_mass(shares: Mapping[str, Mapping[str, float]], ax=None):
     return ax
 
 
-def plot_cam_region_means(means: Mapping[str, Mapping[str, float]], ax=None):
+def plot_cam_region_means(means: Mapping[str, Mapping[str, float]], ax=None, ylabel: str = "mean CAM value"):
     """Grouped bars: mean CAM value on each region (from
     :func:`s2d_core.eval.cam_diagnostics.cam_region_means`), one colour per CAM variant."""
     labels = {"emblem": "emblem", "object_rest": "rest of\nobject", "class_context": "class\ncontext",
@@ -135,7 +135,7 @@ def plot_cam_region_means(means: Mapping[str, Mapping[str, float]], ax=None):
         bars = ax.bar(x + (i - (len(means) - 1) / 2) * width, [m[r] for r in regions], width, label=name)
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
     ax.set_xticks(x, [labels.get(r, r) for r in regions], fontsize=8)
-    ax.set_ylabel("mean CAM value")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)

@@ -106,7 +106,7 @@ def plot_assignment(points: np.ndarray, assignment: np.ndarray, prototypes: np.n
     if prototypes is not None:
         ax.scatter(prototypes[:, 0], prototypes[:, 1], marker="*", s=220, c="black", edgecolors="white")
     counts = np.bincount(hard[~none], minlength=a.shape[1] if a.ndim == 2 else max(hard.max() + 1, 1))
-    ax.set_title(f"{title}\nsizes {list(counts)}", fontsize=9)
+    ax.set_title(f"{title}\nsizes {[int(c) for c in counts]}", fontsize=9)
     ax.set_aspect("equal")
     _clean(ax)
     return ax
