@@ -242,7 +242,8 @@ def run_suite(suite: Suite, records: Path | None = None, logs: Path | None = Non
     records = Path(records) if records else RECORDS_DIR / suite.name / "runs"
     logs = Path(logs) if logs else LOGS_DIR / suite.name / "logs"
     records.mkdir(parents=True, exist_ok=True)
-    runs = [r for r in suite.runs if only is None or only in run_id(r)]
+    wanted = None if only is None else [w.strip() for w in only.split(",") if w.strip()]
+    runs = [r for r in suite.runs if wanted is None or any(w in run_id(r) for w in wanted)]
     status: dict[str, list] = {"done": [], "skipped": [], "failed": []}
     bar = tqdm(runs, desc=f"suite {suite.name}", unit="run", disable=not progress)
     for params in bar:
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("suite", help="suite name (benchmarks/suites/NAME.yaml) or path")
     r.add_argument("--records", type=Path, help="folder of run records (default benchmarks/records/SUITE/runs)")
     r.add_argument("--logs", type=Path, help="folder of executed notebooks (default results/SUITE/logs)")
-    r.add_argument("--only", help="run only runs whose id contains this text")
+    r.add_argument("--only", help="run only runs whose id contains this text (several: comma-separated, any matches)")
     r.add_argument("--force", action="store_true", help="rerun runs that already have a record")
     r.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     t = sub.add_parser("table", help="aggregate a suite's records into table.csv/.md/.png")

@@ -99,14 +99,16 @@ def test_smoke_suite_and_tables(tmp_path, capsys):
     code = main(["run", "smoke", "--records", str(records), "--logs", str(tmp_path / "logs")])
     assert code == 0
     out = capsys.readouterr().out
-    assert "3 run, 0 already recorded, 0 failed" in out
+    assert "4 run, 0 already recorded, 0 failed" in out
     for ext in ("csv", "md", "png"):
         assert (records.parent / f"table.{ext}").stat().st_size > 0
     md = (records.parent / "table.md").read_text()
     assert "| cam | none | 0 |" in md and "| cam | crf | 0 |" in md  # rows, then the seeds averaged
-    assert "| c4 | none | 0 |" in md
+    assert "| c4 | none | 0 |" in md and "| c5 | none | 0 |" in md
     assert main(["run", "smoke", "--records", str(records), "--logs", str(tmp_path / "logs")]) == 0
-    assert "0 run, 3 already recorded" in capsys.readouterr().out
+    assert "0 run, 4 already recorded" in capsys.readouterr().out
+    assert main(["run", "smoke", "--records", str(records), "--logs", str(tmp_path / "logs"), "--only=-c4-,-c5-"]) == 0
+    assert "0 run, 2 already recorded" in capsys.readouterr().out
 
 
 def test_aggregate_mean_and_std():

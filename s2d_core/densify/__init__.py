@@ -11,7 +11,9 @@ returns a CAM method with the uniform call signature of :mod:`s2d_core.cam`, plu
 (training time, losses, whether it came from the cache). ``"cam"`` is the baseline: the plain
 classifier CAM, no densification. ``"proto"``: SIPE-style prototype CAM on the same
 classifier; ``"c3"``: classifier/prototype mutual calibration; ``"c4"``: several prototypes
-per class through optimal transport. Later chapters add their methods here.
+per class through optimal transport. The ViT track: ``"vit_cam"`` (patch-token CAM),
+``"vit_attn"`` (class-token attention) and ``"c5"`` (OT-assisted proxies), all on a ViT
+classifier with one class token per class. Later chapters add their methods here.
 """
 
 from __future__ import annotations
@@ -65,8 +67,37 @@ def multi_prototype_cam(train_set: Dataset, cfg: PipelineConfig, seed: int = 0, 
     return MultiPrototypeCAM(model, cfg.cam, cfg.c4, cfg.prototype, bank), {"classifier": info}
 
 
+def vit_patch_cam(train_set: Dataset, cfg: PipelineConfig, seed: int = 0, device="cpu", progress: bool = True):
+    """ViT track baseline: the patch-token CAM of a ViT classifier with one class token per class."""
+    from ..train.artifacts import get_vit_classifier
+
+    model, info = get_vit_classifier(train_set, cfg.vit, cfg.vit_train, seed=seed, device=device, progress=progress)
+    return CAM.from_config(model, cfg.cam), {"classifier": info}
+
+
+def vit_attention(train_set: Dataset, cfg: PipelineConfig, seed: int = 0, device="cpu", progress: bool = True):
+    """ViT track baseline: class-token attention maps of the same ViT classifier (:mod:`s2d_core.cam.attention`)."""
+    from ..cam.attention import ClassTokenAttention
+    from ..train.artifacts import get_vit_classifier
+
+    model, info = get_vit_classifier(train_set, cfg.vit, cfg.vit_train, seed=seed, device=device, progress=progress)
+    return ClassTokenAttention(model, cfg.cam, cfg.attention), {"classifier": info}
+
+
+def proxy_cam(train_set: Dataset, cfg: PipelineConfig, seed: int = 0, device="cpu", progress: bool = True):
+    """C5: a ViT classifier trained with the OT-enhanced contrastive loss, read out as the
+    OT-assisted proxy CAM (:mod:`.proxies`)."""
+    from ..train.artifacts import get_vit_classifier
+    from .proxies import C5Objective, ProxyCAM
+
+    model, info = get_vit_classifier(train_set, cfg.vit, cfg.vit_train, seed=seed, device=device, progress=progress,
+                                     objective=C5Objective(cfg.c5))
+    return ProxyCAM(model, cfg.cam, cfg.c5), {"classifier": info}
+
+
 METHODS: dict[str, Callable] = {"cam": plain_cam, "proto": prototype_cam, "c3": calibrated_cam,
-                                "c4": multi_prototype_cam}
+                                "c4": multi_prototype_cam, "vit_cam": vit_patch_cam, "vit_attn": vit_attention,
+                                "c5": proxy_cam}
 
 
 def get_method(name: str) -> Callable:
@@ -75,4 +106,5 @@ def get_method(name: str) -> Callable:
     return METHODS[name]
 
 
-__all__ = ["METHODS", "calibrated_cam", "get_method", "multi_prototype_cam", "plain_cam", "prototype_cam"]
+__all__ = ["METHODS", "calibrated_cam", "get_method", "multi_prototype_cam", "plain_cam", "prototype_cam", "proxy_cam",
+           "vit_attention", "vit_patch_cam"]

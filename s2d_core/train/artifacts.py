@@ -138,6 +138,35 @@ def get_classifier(train_set: Dataset, model_cfg: ModelConfig = ModelConfig(), t
                           loss_fn, train_cfg, seed, device, progress, use_cache)
 
 
+def get_vit_classifier(train_set: Dataset, vit_cfg=None, train_cfg: TrainConfig = TrainConfig(epochs=20, lr=1e-3, weight_decay=0.05),
+                       seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
+                       use_cache: bool = True, objective=None):
+    """The ViT classifier of the ViT track (:class:`~s2d_core.models.vit.ViTClassifier`), trained on
+    ``train_set``'s tags with both heads' soft-margin losses: ``(model in eval mode, info)``.
+
+    ``objective`` as in :func:`get_classifier` (C5 passes its contrastive objective). Cached
+    by data, configuration, seed and the source of the ViT module and the loop.
+    """
+    from ..config import ViTConfig
+    from ..models import vit as vit_module
+
+    vit_cfg = ViTConfig() if vit_cfg is None else vit_cfg
+    device = resolve_device(device)
+    seed = int(seed)
+    spec = {"stage": "vit-classifier", "data": dataset_id(train_set), "model": vit_cfg.to_dict(),
+            "train": train_cfg.to_dict(), "seed": seed}
+    modules = [backbones, vit_module, loops]
+    if objective is None:
+        loss_fn, kind = (lambda m, b: m.tag_loss(m.tokens(b["image"]), b["tags"])), "vit"
+    else:
+        spec["objective"] = {"name": objective.name, "config": objective.config}
+        modules += list(objective.modules)
+        loss_fn, kind = objective, f"vit-{objective.name}"
+    key = cache.config_key(spec, modules=modules)
+    return _train_or_load(kind, key, lambda: vit_module.ViTClassifier(_num_fg(train_set), vit_cfg), train_set,
+                          loss_fn, train_cfg, seed, device, progress, use_cache)
+
+
 def masks_digest(masks) -> str:
     """A short hash of a set of label maps (identifies a pseudo-mask set in cache keys)."""
     h = hashlib.sha256()
@@ -208,4 +237,4 @@ def describe(info: dict) -> str:
             f"{info['seconds'] / 60:.1f} min of training at {info['images_per_second']:.0f} images/s")
 
 
-__all__ = ["dataset_id", "describe", "get_cams", "get_classifier", "get_segmenter", "masks_digest", "resolve_device"]
+__all__ = ["dataset_id", "describe", "get_cams", "get_classifier", "get_segmenter", "get_vit_classifier", "masks_digest", "resolve_device"]

@@ -1,0 +1,216 @@
+"""A Vision Transformer classifier with one class token per class, built from timm's ViT.
+
+The ViT track of the book (MCTformer, Xu et al. CVPR 2022, and its successors): a sequence of
+``C`` class tokens and ``N = h w`` patch tokens goes through the transformer blocks; then
+
+* each class token ``t_c`` (D) gives the class-token score :math:`s^{cls}_c = v_c^\\top t_c`;
+* the patch tokens, laid back on their grid ``P`` (D, h, w), give a CNN-style CAM through a
+  bias-free 1 x 1 head ``W`` (C, D): :math:`\\mathrm{CAM}_c = \\mathrm{ReLU}(W_c^\\top P)`, and the
+  patch score :math:`s^{patch}_c = \\max_p W_c^\\top P(p)` (ToCo's global max pooling, the
+  default; ``ViTConfig.pooling="avg"`` averages as the CNN track does);
+* the attention of class token ``c`` to the patch tokens is a second, class-specific map.
+
+Both scores are trained with the multi-label soft-margin loss. ``features`` returns the patch
+grid and ``head`` is a 1 x 1 convolution exactly as in :class:`~s2d_core.models.Classifier`,
+so :class:`~s2d_core.cam.CAM` reads the patch-token CAM of this model unchanged.
+
+The transformer itself (patch embedding, position embedding, blocks, final norm) is timm's,
+so ImageNet weights load as for any timm model; the one pretrained class token initialises
+all ``C`` class tokens (as MCTformer does).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed
+from torch import nn
+
+from ..config import ViTConfig
+from .backbones import PretrainedWeightsError, _weights_hint
+
+
+def create_vit(cfg: ViTConfig) -> nn.Module:
+    """timm ``VisionTransformer`` for ``cfg``: no classification head, any input size."""
+    if not timm.is_model(cfg.backbone):
+        close = timm.list_models("vit_*")[:8]
+        raise ValueError(f"unknown timm ViT {cfg.backbone!r}; e.g. {close}")
+    kwargs: dict = dict(num_classes=0, img_size=cfg.img_size, dynamic_img_size=True,
+                        drop_path_rate=cfg.drop_path_rate)
+    for k in ("patch_size", "embed_dim", "depth", "num_heads"):
+        if getattr(cfg, k) is not None:
+            kwargs[k] = getattr(cfg, k)
+    if cfg.pretrained and cfg.pretrained_file is not None:
+        path = Path(cfg.pretrained_file).expanduser()
+        if not path.is_file():
+            raise PretrainedWeightsError(f"pretrained_file {str(path)!r} does not exist. " + _weights_hint(cfg.backbone))
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(path))
+    try:
+        net = timm.create_model(cfg.backbone, pretrained=cfg.pretrained, **kwargs)
+    except (OSError, RuntimeError) as e:
+        if not cfg.pretrained:
+            raise
+        raise PretrainedWeightsError(f"could not load pretrained weights for {cfg.backbone!r} "
+                                     f"({type(e).__name__}: {str(e)[:200]}). " + _weights_hint(cfg.backbone)) from e
+    if getattr(net, "cls_token", None) is None or getattr(net, "pos_embed", None) is None or net.no_embed_class \
+            or getattr(net, "num_reg_tokens", 0):
+        raise ValueError(f"timm model {cfg.backbone!r} must have one class token and a learned position "
+                         f"embedding that covers it (a plain ViT/DeiT without registers)")
+    return net
+
+
+def tokens_to_grid(tokens: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """Patch tokens (B, N, D) -> feature map (B, D, h, w).
+
+    ``grid`` = (h, w) when known (from the image size and patch size); ``None``: the grid must be
+    square. Raises a ``ValueError`` naming both when ``N`` does not fit, instead of a silently
+    scrambled map (e.g. when class or register tokens were left in the sequence).
+    """
+    if tokens.ndim != 3:
+        raise ValueError(f"patch tokens must have shape (B, N, D), got {tuple(tokens.shape)}")
+    n = tokens.shape[1]
+    if grid is None:
+        side = math.isqrt(n)
+        if side * side != n:
+            raise ValueError(f"{n} patch tokens do not form a square grid; pass grid=(h, w) "
+                             f"(did the sequence keep its class/register tokens?)")
+        grid = (side, side)
+    h, w = int(grid[0]), int(grid[1])
+    if h * w != n:
+        raise ValueError(f"{n} patch tokens cannot be laid on a {h} x {w} grid ({h * w} cells); "
+                         f"check the image size, the patch size and the number of prefix tokens")
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
+
+
+def block_attention(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Attention weights of a timm ViT ``block`` on its input ``x`` (B, T, D): (B, heads, T, T).
+
+    timm computes attention with a fused kernel that never materialises the weights, so they
+    are recomputed here from the block's own layers (same queries and keys, same scale)."""
+    a = block.attn
+    b, t, _ = x.shape
+    qkv = a.qkv(block.norm1(x)).reshape(b, t, 3, a.num_heads, a.head_dim).permute(2, 0, 3, 1, 4)
+    q, k = a.q_norm(qkv[0]), a.k_norm(qkv[1])
+    return ((q * a.scale) @ k.transpose(-2, -1)).softmax(-1)
+
+
+class ViTClassifier(nn.Module):
+    """C class tokens + patch tokens through a timm ViT; two multi-label heads (see module doc).
+
+    Parameters
+    ----------
+    num_classes : number of *foreground* classes ``C``.
+    cfg : the transformer (timm architecture, size, pretrained weights).
+    """
+
+    def __init__(self, num_classes: int, cfg: ViTConfig = ViTConfig()) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        from .backbones import InputNormalisation
+        from ..config import ModelConfig
+
+        self.cfg, self.num_classes = cfg, num_classes
+        # the normalisation reads timm's pretrained_cfg of the architecture, as for the CNNs
+        self.normalise = InputNormalisation(ModelConfig(backbone=cfg.backbone, pretrained=cfg.pretrained))
+        self.vit = create_vit(cfg)
+        self.patch_size = int(self.vit.patch_embed.patch_size[0])
+        d = self.vit.embed_dim
+        self.channels = [d]
+        base = self.vit.cls_token.detach().clone()  # (1, 1, D): pretrained, or timm's init
+        self.class_tokens = nn.Parameter(base.expand(1, num_classes, d) + 0.02 * torch.randn(1, num_classes, d))
+        self.vit.cls_token = None  # replaced by the C class tokens; keeps it out of the state dict
+        self.token_head = nn.Parameter(0.02 * torch.randn(num_classes, d))
+        self.head = nn.Conv2d(d, num_classes, 1, bias=False)
+
+    # --- the sequence -----------------------------------------------------------------------
+    def _grid_size(self, images: torch.Tensor) -> tuple[int, int]:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        h, w = images.shape[-2:]
+        p = self.patch_size
+        if h % p or w % p:
+            raise ValueError(f"image size {h} x {w} is not a multiple of the patch size {p}; resize or pad "
+                             f"the images (ViTClassifier.fit_size does it)")
+        return h // p, w // p
+
+    def fit_size(self, images: torch.Tensor) -> torch.Tensor:
+        """Resize (B, 3, H, W) to the nearest multiples of the patch size (no-op when they are):
+        maps computed on the result are resized back to (H, W) exactly, with no padding offset."""
+        p = self.patch_size
+        h, w = images.shape[-2:]
+        hh, ww = max(p, round(h / p) * p), max(p, round(w / p) * p)
+        if (hh, ww) == (h, w):
+            return images
+        return F.interpolate(images, size=(hh, ww), mode="bilinear", align_corners=False)
+
+    def tokens(self, images: torch.Tensor, attention_layers: int = 0) -> dict:
+        """Run the transformer. ``images`` (B, 3, H, W) in [0, 1], H and W multiples of the patch size.
+
+        Returns a dict: ``class`` (B, C, D) class tokens and ``patch`` (B, N, D) patch tokens after
+        the final norm, ``grid`` (h, w), and when ``attention_layers`` = L > 0, ``attention``: the
+        head-averaged weights (B, T, T) of the last L blocks (T = C + N, class tokens first).
+        """
+        grid = self._grid_size(images)
+        v = self.vit
+        x = v.patch_embed(self.normalise(images))  # (B, h, w, D): timm's NHWC output with dynamic sizes
+        x = x.reshape(x.shape[0], -1, x.shape[-1])
+        pos = resample_abs_pos_embed(v.pos_embed, new_size=grid, old_size=v.patch_embed.grid_size,
+                                     num_prefix_tokens=1)
+        cls = (self.class_tokens + pos[:, :1]).expand(x.shape[0], -1, -1)
+        x = v.norm_pre(v.pos_drop(torch.cat([cls, x + pos[:, 1:]], 1)))
+        attn = []
+        n_blocks = len(v.blocks)
+        for i, blk in enumerate(v.blocks):
+            if i >= n_blocks - attention_layers:
+                attn.append(block_attention(blk, x).mean(1))
+            x = blk(x)
+        x = v.norm(x)
+        c = self.num_classes
+        out = {"class": x[:, :c], "patch": x[:, c:], "grid": grid}
+        if attention_layers:
+            out["attention"] = attn
+        return out
+
+    # --- the classifier interface shared with the CNN track -------------------------------
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Patch-token grid ``P``: (B, D, h, w) (images are resized to patch multiples first)."""
+        t = self.tokens(self.fit_size(images))
+        return tokens_to_grid(t["patch"], t["grid"])
+
+    def class_maps(self, features: torch.Tensor) -> torch.Tensor:
+        """``W^T P`` before ReLU and pooling: (B, C, h, w)."""
+        return self.head(features)
+
+    def scores(self, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class-token logits, patch-token logits), each (B, C), from :meth:`tokens`' output."""
+        s_cls = (out["class"] * self.token_head).sum(-1)
+        if self.cfg.pooling == "max":  # max over the token scores; GAP and the head commute for "avg"
+            s_patch = (out["patch"] @ self.head.weight.flatten(1).T).amax(1)
+        else:
+            s_patch = self.head(out["patch"].mean(1)[..., None, None]).flatten(1)
+        return s_cls, s_patch
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class scores (B, C): the mean of the class-token and patch-token logits."""
+        s_cls, s_patch = self.scores(self.tokens(self.fit_size(images)))
+        return (s_cls + s_patch) / 2
+
+    @staticmethod
+    def loss(logits: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+        """Multi-label soft-margin loss; ``tags`` (B, C) multi-hot."""
+        if logits.shape != tags.shape:
+            raise ValueError(f"logits {tuple(logits.shape)} and tags {tuple(tags.shape)} must have the same shape")
+        return F.multilabel_soft_margin_loss(logits, tags.float())
+
+    def tag_loss(self, out: dict, tags: torch.Tensor) -> torch.Tensor:
+        """Soft-margin loss of both heads (their sum), from :meth:`tokens`' output."""
+        s_cls, s_patch = self.scores(out)
+        return self.loss(s_cls, tags) + self.loss(s_patch, tags)
+
+
+__all__ = ["ViTClassifier", "block_attention", "create_vit", "tokens_to_grid"]

@@ -1,0 +1,306 @@
+"""ViT track: the classifier with one class token per class, class-token attention, C5 proxies."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from s2d_core.cam import CAM
+from s2d_core.cam.attention import ClassTokenAttention, class_attention_maps, rollout
+from s2d_core.config import AttentionConfig, C5Config, CAMConfig, PipelineConfig, ViTConfig
+from s2d_core.densify import METHODS
+from s2d_core.densify.ot import sinkhorn
+from s2d_core.densify.proxies import (C5Objective, ProxyCAM, background_proxy, proxy_contrastive_loss, proxy_maps,
+                                      proxy_masses)
+from s2d_core.models.vit import ViTClassifier, block_attention, tokens_to_grid
+
+SMALL = ViTConfig(embed_dim=32, depth=2, num_heads=2)
+
+
+def _vit(seed: int = 0, c: int = 3) -> ViTClassifier:
+    torch.manual_seed(seed)
+    return ViTClassifier(c, SMALL).eval()
+
+
+# --- the classifier ------------------------------------------------------------------------
+
+def test_tokens_have_class_tokens_first_and_a_checked_grid():
+    m = _vit()
+    out = m.tokens(torch.rand(2, 3, 64, 48), attention_layers=2)
+    assert out["class"].shape == (2, 3, 32) and out["patch"].shape == (2, 48, 32) and out["grid"] == (8, 6)
+    assert len(out["attention"]) == 2 and out["attention"][0].shape == (2, 51, 51)
+    assert torch.allclose(out["attention"][0].sum(-1), torch.ones(2, 51), atol=1e-5)
+    assert m.features(torch.rand(1, 3, 64, 48)).shape == (1, 32, 8, 6)
+    # sizes that are not patch multiples are resized to the nearest ones by features(), refused by tokens()
+    assert m.features(torch.rand(1, 3, 30, 50)).shape == (1, 32, 4, 6)
+    with pytest.raises(ValueError, match="not a multiple of the patch size 8"):
+        m.tokens(torch.rand(1, 3, 30, 50))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        m.tokens(torch.rand(3, 64, 64))
+
+
+def test_tokens_to_grid_lays_tokens_row_major_and_names_a_mismatch():
+    tokens = torch.arange(2 * 6 * 3, dtype=torch.float32).view(2, 6, 3)
+    g = tokens_to_grid(tokens, (2, 3))
+    assert g.shape == (2, 3, 2, 3)
+    assert torch.equal(g[1, :, 1, 0], tokens[1, 3])  # token 3 = row 1, column 0
+    assert tokens_to_grid(torch.zeros(1, 16, 4)).shape == (1, 4, 4, 4)
+    with pytest.raises(ValueError, match="do not form a square grid"):
+        tokens_to_grid(torch.zeros(1, 17, 4))
+    with pytest.raises(ValueError, match=r"cannot be laid on a 4 x 4 grid"):
+        tokens_to_grid(torch.zeros(1, 17, 4), (4, 4))
+
+
+def test_block_attention_equals_timm_block_output():
+    """The recomputed weights reproduce the block's (fused) attention output."""
+    m = _vit()
+    blk = m.vit.blocks[0]
+    x = torch.randn(2, 11, 32)
+    w = block_attention(blk, x)  # (B, heads, T, T)
+    a = blk.attn
+    v = a.qkv(blk.norm1(x)).reshape(2, 11, 3, a.num_heads, a.head_dim).permute(2, 0, 3, 1, 4)[2]
+    mine = a.proj((w @ v).transpose(1, 2).reshape(2, 11, 32))
+    assert torch.allclose(mine, a(blk.norm1(x)), atol=1e-5)
+
+
+def test_patch_cam_is_the_cnn_cam_of_the_patch_grid():
+    """CAM reads a ViTClassifier like a CNN classifier: ReLU(W^T P); GAP of the map = patch score."""
+    m = _vit()
+    x = torch.rand(2, 3, 64, 64)
+    out = m.tokens(x)
+    grid = tokens_to_grid(out["patch"], out["grid"])
+    raw = CAM(m).raw(x)  # scale 1, no flip: bilinear upsampling of ReLU(W^T P)
+    ref = F.interpolate(F.relu(m.class_maps(grid)), size=(64, 64), mode="bilinear", align_corners=False)
+    assert torch.allclose(raw, ref, atol=1e-5)
+    _, s_patch = m.scores(out)  # the default pooling is max (ToCo): the score is the map's peak
+    assert torch.allclose(m.class_maps(grid).amax((2, 3)), s_patch, atol=1e-5)
+    torch.manual_seed(0)
+    gap = ViTClassifier(3, SMALL.replace(pooling="avg")).eval()
+    out = gap.tokens(x)
+    assert torch.allclose(gap.class_maps(tokens_to_grid(out["patch"], out["grid"])).mean((2, 3)), gap.scores(out)[1],
+                          atol=1e-5)
+
+
+def test_vit_config_is_validated():
+    with pytest.raises(ValueError, match="timm ViT"):
+        ViTConfig(backbone="resnet18")
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        ViTConfig(img_size=60, patch_size=8)
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        ViTConfig(embed_dim=30, num_heads=4)
+    with pytest.raises(ValueError, match="fix the architecture"):
+        ViTConfig(pretrained=True)
+    with pytest.raises(ValueError, match="pretrained_file is given"):
+        ViTConfig(pretrained_file="x.safetensors")
+
+
+def test_pretrained_vit_without_weights_says_which_file(tmp_path):
+    from s2d_core.models.backbones import PretrainedWeightsError
+
+    cfg = ViTConfig(backbone="vit_small_patch16_224", img_size=64, patch_size=None, embed_dim=None, depth=None,
+                    num_heads=None, pretrained=True, pretrained_file=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(PretrainedWeightsError, match="missing.safetensors"):
+        ViTClassifier(3, cfg)
+
+
+def test_pretrained_vit_from_a_local_file_initialises_every_class_token(tmp_path):
+    """Offline pretrained path: weights of the published architecture from a local file; the
+    position embedding is resampled to the book's image size and the one class token seeds all."""
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    ref = timm.create_model("vit_tiny_patch16_224", num_classes=0)
+    path = tmp_path / "vit_tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
+    cfg = ViTConfig(img_size=64, patch_size=None, embed_dim=None, depth=None, num_heads=None,
+                    pretrained=True, pretrained_file=str(path))
+    m = ViTClassifier(2, cfg)
+    assert torch.equal(m.vit.blocks[3].attn.qkv.weight, ref.blocks[3].attn.qkv.weight)
+    assert m.vit.pos_embed.shape == (1, 1 + 16, 192)  # 14 x 14 grid resampled to 4 x 4
+    assert (m.class_tokens - ref.cls_token).abs().max() < 0.2  # the pretrained token plus small noise
+    assert not torch.equal(m.class_tokens[0, 0], m.class_tokens[0, 1])
+    assert not torch.equal(m.normalise.mean, torch.zeros_like(m.normalise.mean))  # the weights' statistics
+    assert m.features(torch.rand(1, 3, 64, 64)).shape == (1, 192, 4, 4)
+
+
+# --- class-token attention -----------------------------------------------------------------
+
+def test_rollout_by_hand():
+    a1 = torch.tensor([[[0.5, 0.5], [0.0, 1.0]]])
+    a2 = torch.tensor([[[1.0, 0.0], [0.5, 0.5]]])
+    r1 = 0.5 * a1 + 0.5 * torch.eye(2)
+    r2 = 0.5 * a2 + 0.5 * torch.eye(2)
+    assert torch.allclose(rollout([a1, a2]), r2 @ r1)
+    assert torch.allclose(rollout([a1, a2]).sum(-1), torch.ones(1, 2))
+
+
+def test_class_attention_maps_read_the_class_rows():
+    m = _vit()
+    x = torch.rand(2, 3, 32, 64)
+    maps = class_attention_maps(m, x, AttentionConfig(layers=1))
+    out = m.tokens(x, attention_layers=1)
+    att = out["attention"][-1]
+    assert maps.shape == (2, 3, 4, 8)
+    assert torch.allclose(maps[1, 2, 1, 5], att[1, 2, 3 + 1 * 8 + 5])
+    roll = class_attention_maps(m, x, AttentionConfig(rollout=True))
+    assert roll.shape == (2, 3, 4, 8) and (roll >= 0).all()
+
+
+def test_attention_method_has_the_uniform_signature():
+    m = _vit()
+    tags = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    out = ClassTokenAttention(m, CAMConfig(scales=(1.0, 0.5), flip=True))(torch.rand(2, 3, 64, 64), tags)
+    assert out.shape == (2, 3, 64, 64) and out.min() >= 0 and out.max() <= 1
+    assert out[0, 1].abs().sum() == 0 and out[1, 0].abs().sum() == 0
+    assert torch.allclose(out[0, 0].max(), torch.tensor(1.0), atol=1e-3)
+    with pytest.raises(TypeError, match="ViTClassifier"):
+        ClassTokenAttention(torch.nn.Linear(2, 2))
+
+
+# --- C5 ------------------------------------------------------------------------------------
+
+def test_background_proxy_and_masses():
+    tokens = F.normalize(torch.tensor([[[1.0, 0], [0, 1], [0, 1], [1, 0]]]), dim=-1)
+    cam = torch.tensor([[0.9, 0.0, 0.1, 0.8]])
+    bg = background_proxy(tokens, cam, fraction=0.5)
+    assert torch.allclose(bg, torch.tensor([[0.0, 1.0]]))
+    tags = torch.tensor([[1.0, 0.0]])
+    cams = torch.tensor([[[0.9, 0.0, 0.1, 0.8], [0.0, 0.0, 0.0, 0.0]]])
+    m = proxy_masses(cams, tags, "cam")
+    assert m.shape == (1, 3) and m[0, 2] == 0 and torch.allclose(m.sum(1), torch.ones(1))
+    assert torch.allclose(m[0, :2] / m[0, :2].sum(), torch.tensor([2.2 + 1e-3, 1.8 + 1e-3]) / (4 + 2e-3), atol=1e-6)
+    assert torch.allclose(proxy_masses(cams, tags, "uniform"), torch.tensor([[0.5, 0.5, 0.0]]))
+
+
+def _two_part_object(n_side: int = 8):
+    """Patch tokens of a hand-made image: an emblem (2 tokens) like the class token, the rest of the
+    object (10 tokens) in another direction, background (the remaining tokens) in a third."""
+    d = 3
+    e = torch.eye(d)
+    n = n_side * n_side
+    tokens = e[2].repeat(n, 1).clone()  # background
+    body = list(range(10, 20))
+    emblem = [20, 21]
+    tokens[body] = e[1]
+    tokens[emblem] = F.normalize(e[0] + 0.1 * e[1], dim=0)
+    return tokens[None], body, emblem
+
+
+def test_ot_proxy_completes_the_object_where_the_class_token_does_not():
+    """The token gap by hand: the class token matches the emblem only; the OT proxy takes the
+    object tokens the plan assigns to the class and covers the whole object."""
+    tokens, body, emblem = _two_part_object()
+
+    class Stub(ViTClassifier):
+        def __init__(self):
+            torch.nn.Module.__init__(self)
+            self.num_classes = 1
+            self.head = torch.nn.Conv2d(3, 1, 1, bias=False)
+            with torch.no_grad():  # the CAM fires on emblem and body, weakly on the body
+                self.head.weight.copy_(torch.tensor([1.0, 0.4, 0.0]).view(1, 3, 1, 1))
+
+    model = Stub()
+    out = {"class": torch.tensor([[[1.0, 0.0, 0.0]]]), "patch": tokens, "grid": (8, 8)}
+    tags = torch.tensor([[1.0]])
+    st = proxy_maps(model, out, tags, C5Config(mix=0.5))
+    obj = body + emblem
+    bg = [i for i in range(64) if i not in obj]
+    class_only = st["class_cam"][0, 0]
+    assert class_only[emblem].min() > 0.9 and class_only[body].max() < 0.15   # the gap
+    maps = st["maps"][0, 0].flatten()
+    assert maps[body].min() > 0.5 and maps[bg].max() < 0.05                   # completed, background off
+    plan = st["plan"][0]
+    assert torch.allclose(plan.sum(0), torch.full((64,), 1 / 64, dtype=plan.dtype), atol=1e-4)
+    assert plan[1, obj].sum() > 0.9 * plan[1].sum()                           # the class row holds the object
+    # the class's mass is its CAM mass (about 6 tokens' worth): the emblem is certain, the body shared
+    assert st["members"][0, 1, emblem].all() and not st["members"][0, 1, bg].any()
+    assert st["members"][0, 0, bg].all()
+    # without OT the top-k tokens most similar to the class token are the emblem (and body)
+    st_k = proxy_maps(model, out, tags, C5Config(mix=0.5, assignment="topk", topk=2))
+    assert st_k["maps"][0, 0].flatten()[body].max() < maps[body].min()
+    # mix = 1 is the class token alone
+    st_1 = proxy_maps(model, out, tags, C5Config(mix=1.0))
+    assert torch.allclose(st_1["similarity"][0, 0].clamp_min(0), class_only, atol=1e-6)
+
+
+def test_contrastive_loss_by_hand():
+    sim = torch.tensor([[[0.9, 0.1, 0.5, 0.0]]])  # one class, 4 tokens
+    members = torch.tensor([[[False, False, True, False],    # background: token 2
+                             [True, True, False, False]]])   # class: tokens 0, 1 (token 3 unconfident)
+    tags = torch.tensor([[1.0]])
+    tau = 0.1
+    s = sim[0, 0] / tau
+    expect = -(torch.log(s[0].exp() / (s[0].exp() + s[2].exp())) + torch.log(s[1].exp() / (s[1].exp() + s[2].exp()))) / 2
+    assert torch.allclose(proxy_contrastive_loss(sim, members, tags, tau), expect)
+    # untagged classes and classes without confident tokens contribute nothing
+    assert proxy_contrastive_loss(sim, members, torch.tensor([[0.0]]), tau) == 0
+    with pytest.raises(ValueError, match=r"\(B, 1 \+ C, N\)"):
+        proxy_contrastive_loss(sim, members[:, 1:], tags)
+
+
+def test_c5_objective_reaches_tokens_and_heads():
+    m = _vit().train()
+    batch = {"image": torch.rand(4, 3, 64, 64), "tags": torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 0, 1]])}
+    obj = C5Objective(C5Config(loss_weight=1.0, confidence=0.3))
+    loss = obj(m, batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert m.class_tokens.grad.abs().sum() > 0 and m.head.weight.grad.abs().sum() > 0
+    # the contrastive term alone moves the class tokens (through the proxies)
+    m.zero_grad()
+    out = m.tokens(batch["image"])
+    st = proxy_maps(m, out, batch["tags"], obj.cfg)
+    proxy_contrastive_loss(st["similarity"], st["members"], batch["tags"]).backward()
+    assert m.class_tokens.grad.abs().sum() > 0
+    assert obj.config == {"c5": obj.cfg.to_dict()}
+
+
+def test_proxy_cam_has_the_uniform_signature_and_plans_have_the_masses():
+    m = _vit()
+    tags = torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    x = torch.rand(2, 3, 64, 64)
+    out = ProxyCAM(m, CAMConfig(scales=(1.0, 0.5), flip=True))(x, tags)
+    assert out.shape == (2, 3, 64, 64) and out.min() >= 0 and out.max() <= 1
+    assert out[0, 1].abs().sum() == 0 and out[1, 0].abs().sum() == 0
+    st = proxy_maps(m, m.tokens(x), tags)
+    mass = proxy_masses(st["cam"], tags)
+    assert torch.allclose(st["plan"].sum(-1), mass, atol=1e-4)
+    assert st["plan"][0, 2].abs().sum() == 0  # untagged class 2 (row 1 + 1) gets no mass
+    assert torch.equal(st["plan"], sinkhorn((1 - torch.cat([st["background"][:, None], F.normalize(
+        m.tokens(x)["class"], dim=-1)], 1) @ F.normalize(m.tokens(x)["patch"], dim=-1).transpose(1, 2)).clamp(0, 2).double(),
+        mass.double(), torch.full((2, 64), 1 / 64, dtype=torch.float64), 0.05, n_iters=50).float())
+    with pytest.raises(TypeError, match="ViTClassifier"):
+        ProxyCAM(torch.nn.Linear(2, 2), CAMConfig())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"mix": 1.5}, "mix"), ({"assignment": "nearest"}, "assignment"), ({"capacities": "x"}, "capacities"),
+    ({"background_fraction": 1.0}, "background_fraction"), ({"confidence": 0.0}, "confidence"),
+    ({"loss_weight": -1.0}, "loss_weight"), ({"temperature": 0.0}, "temperature"), ({"topk": 0}, "topk"),
+])
+def test_c5_config_is_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        C5Config(**kwargs)
+
+
+def test_vit_methods_train_cache_and_run(tmp_path, monkeypatch):
+    from s2d_core.data import get_dataset
+    from s2d_core.presets import get_pipeline
+
+    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))
+    train = get_dataset("synthetic", "train", "tiny")
+    cfg = get_pipeline("tiny")
+    batch = {k: torch.stack([train[i][k] for i in range(4)]) for k in ("image", "tags")}
+    keys = {}
+    for name in ("vit_cam", "vit_attn", "c5"):
+        method, info = METHODS[name](train, cfg, seed=0, progress=False)
+        keys[name] = method.model.s2d_key
+        out = method(batch["image"], batch["tags"])
+        assert out.shape == (4, train.num_classes - 1, 64, 64)
+        assert method.cache_key is not None
+    assert keys["vit_cam"] == keys["vit_attn"] != keys["c5"]
+    _, info = METHODS["c5"](train, cfg, seed=0, progress=False)
+    assert info["classifier"]["from_cache"]
+    assert isinstance(PipelineConfig.from_dict(cfg.to_dict()).c5, C5Config)
