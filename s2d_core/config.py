@@ -357,7 +357,8 @@ class C5Config(_Config):
     unit vectors. 1: the class token alone (the token gap); 0: the patch tokens alone."""
     assignment: str = "ot"
     """Which patch tokens join a proxy: ``"ot"`` (the transport plan's row for the class) or
-    ``"topk"`` (the ablation without OT: mean of the ``topk`` tokens most similar to the class token)."""
+    ``"topk"`` (the ablation without OT in the proxy: mean of the ``topk`` tokens most similar to
+    the class token). The contrastive loss takes its confident tokens from the plan either way."""
     topk: int = 8
     epsilon: float = 0.05
     """Entropic regularisation of the plan (cost = 1 - cosine)."""
@@ -368,7 +369,7 @@ class C5Config(_Config):
     """The background proxy is the mean of this fraction of patch tokens with the lowest CAM."""
     confidence: float = 0.7
     """A patch token is a confident member of a proxy when the plan gives that proxy at least this
-    share of the token's mass (and more than any other)."""
+    share of the token's mass (and no other proxy more)."""
     loss_weight: float = 0.1
     """Weight of the OT-enhanced contrastive loss next to the two classification losses (0: train
     the plain ViT classifier)."""

@@ -29,6 +29,7 @@ SMOKE = {
     "cam": {"preset": "tiny", "n_show": 2},
     "prototypes": {"preset": "tiny", "n_eval": 16, "n_show": 2},
     "optimal_transport": {"preset": "tiny", "n_eval": 16, "n_cells": 32, "n_show": 2},
+    "transformers": {"preset": "tiny", "n_eval": 16, "n_show": 2},
 }
 
 

@@ -104,14 +104,15 @@ def proxy_maps(model: ViTClassifier, out: dict, tags: torch.Tensor, cfg: C5Confi
         bg = background_proxy(p, cam.amax(1), cfg.background_fraction)
         anchors = torch.cat([bg[:, None], t], 1).detach()  # (B, 1 + C, D)
         cost = (1 - anchors @ p.detach().transpose(1, 2)).clamp(0, 2)
-        mass = proxy_masses(cam.detach(), tags, cfg.capacities)
-        plan = sinkhorn(cost.double(), mass.double(), torch.full((b, n), 1.0 / n, dtype=torch.float64, device=p.device),
+        mass = proxy_masses(cam.detach().double(), tags.double(), cfg.capacities)  # float64: Sinkhorn checks totals to 1e-6
+        plan = sinkhorn(cost.double(), mass, torch.full((b, n), 1.0 / n, dtype=torch.float64, device=p.device),
                         cfg.epsilon, n_iters=cfg.sinkhorn_iters).to(p.dtype)
         share = plan / plan.sum(1, keepdim=True).clamp_min(1e-12)
         members = (share >= cfg.confidence) & (share >= share.amax(1, keepdim=True))
         if cfg.assignment == "ot":
             weights = plan[:, 1:] / plan[:, 1:].sum(-1, keepdim=True).clamp_min(1e-12)
-        else:  # the ablation without OT: the top-k tokens most similar to the class token
+        else:  # the ablation without OT in the proxy: the top-k tokens most similar to the class token
+            # (the plan still defines the contrastive loss's confident tokens)
             k = min(cfg.topk, n)
             idx = (t @ p.transpose(1, 2)).topk(k, dim=-1).indices
             weights = torch.zeros(b, t.shape[1], n, dtype=p.dtype, device=p.device).scatter_(-1, idx, 1.0 / k)

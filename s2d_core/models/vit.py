@@ -56,10 +56,16 @@ def create_vit(cfg: ViTConfig) -> nn.Module:
             raise
         raise PretrainedWeightsError(f"could not load pretrained weights for {cfg.backbone!r} "
                                      f"({type(e).__name__}: {str(e)[:200]}). " + _weights_hint(cfg.backbone)) from e
-    if getattr(net, "cls_token", None) is None or getattr(net, "pos_embed", None) is None or net.no_embed_class \
-            or getattr(net, "num_reg_tokens", 0):
-        raise ValueError(f"timm model {cfg.backbone!r} must have one class token and a learned position "
-                         f"embedding that covers it (a plain ViT/DeiT without registers)")
+    from timm.layers import PatchEmbed
+    from timm.models.vision_transformer import Block
+
+    plain = (getattr(net, "cls_token", None) is not None and getattr(net, "pos_embed", None) is not None
+             and not net.no_embed_class and not getattr(net, "num_reg_tokens", 0)
+             and type(net.patch_embed) is PatchEmbed and all(type(b) is Block for b in net.blocks))
+    if not plain:
+        raise ValueError(f"timm model {cfg.backbone!r} is not a plain ViT: the ViT track needs one class token, a "
+                         f"learned position embedding that covers it, no register tokens, timm's PatchEmbed and "
+                         f"standard Blocks (e.g. vit_tiny/small/base_patch16_224, deit_*; not hybrids or parallel blocks)")
     return net
 
 
@@ -157,6 +163,9 @@ class ViTClassifier(nn.Module):
         """
         grid = self._grid_size(images)
         v = self.vit
+        n_blocks = len(v.blocks)
+        if not 0 <= attention_layers <= n_blocks:
+            raise ValueError(f"attention_layers must be in [0, {n_blocks}] (the number of blocks), got {attention_layers}")
         x = v.patch_embed(self.normalise(images))  # (B, h, w, D): timm's NHWC output with dynamic sizes
         x = x.reshape(x.shape[0], -1, x.shape[-1])
         pos = resample_abs_pos_embed(v.pos_embed, new_size=grid, old_size=v.patch_embed.grid_size,
@@ -164,7 +173,6 @@ class ViTClassifier(nn.Module):
         cls = (self.class_tokens + pos[:, :1]).expand(x.shape[0], -1, -1)
         x = v.norm_pre(v.pos_drop(torch.cat([cls, x + pos[:, 1:]], 1)))
         attn = []
-        n_blocks = len(v.blocks)
         for i, blk in enumerate(v.blocks):
             if i >= n_blocks - attention_layers:
                 attn.append(block_attention(blk, x).mean(1))
