@@ -122,6 +122,29 @@ def test_pretrained_vit_without_weights_says_which_file(tmp_path):
         ViTClassifier(3, cfg)
 
 
+def test_pretrained_vit_offline_explains_how(monkeypatch):
+    import timm
+
+    from s2d_core.models.backbones import PretrainedWeightsError
+    from s2d_core.presets import get_pipeline
+
+    def offline(*a, **k):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(PretrainedWeightsError, match="vit_base_patch16_224.*pretrained_file"):
+        ViTClassifier(20, get_pipeline("voc").vit)
+
+
+def test_gpu_preset_vit_is_vit_small_at_256():
+    from s2d_core.presets import get_pipeline
+
+    m = ViTClassifier(6, get_pipeline("gpu").vit).eval()
+    assert m.vit.embed_dim == 384 and len(m.vit.blocks) == 12 and m.patch_size == 16
+    with torch.no_grad():
+        assert m.features(torch.rand(1, 3, 256, 256)).shape == (1, 384, 16, 16)
+
+
 def test_pretrained_vit_from_a_local_file_initialises_every_class_token(tmp_path):
     """Offline pretrained path: weights of the published architecture from a local file; the
     position embedding is resampled to the book's image size and the one class token seeds all."""
