@@ -111,6 +111,15 @@ def _train_or_load(kind: str, key: str, build, train_set, loss_fn, train_cfg, se
     return model, info
 
 
+def _keyed_loss(spec: dict, modules: list, objective, default_loss, kind: str):
+    """Cache key, loss and artifact name of a classifier: the plain ``default_loss``, or a
+    densifier's ``objective`` whose name, config and source modules join the key."""
+    if objective is None:
+        return cache.config_key(spec, modules=modules), default_loss, kind
+    spec = {**spec, "objective": {"name": objective.name, "config": objective.config}}
+    return cache.config_key(spec, modules=[*modules, *objective.modules]), objective, f"{kind}-{objective.name}"
+
+
 def get_classifier(train_set: Dataset, model_cfg: ModelConfig = ModelConfig(), train_cfg: TrainConfig = TrainConfig(),
                    seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
                    use_cache: bool = True, objective=None) -> tuple[Classifier, dict]:
@@ -126,14 +135,8 @@ def get_classifier(train_set: Dataset, model_cfg: ModelConfig = ModelConfig(), t
     seed = int(seed)
     spec = {"stage": "classifier", "data": dataset_id(train_set), "model": model_cfg.to_dict(),
             "train": train_cfg.to_dict(), "seed": seed}
-    modules = [backbones, classifier_module, loops]
-    if objective is None:
-        loss_fn, kind = (lambda m, b: m.loss(m(b["image"]), b["tags"])), "classifier"
-    else:
-        spec["objective"] = {"name": objective.name, "config": objective.config}
-        modules += list(objective.modules)
-        loss_fn, kind = objective, f"classifier-{objective.name}"
-    key = cache.config_key(spec, modules=modules)
+    key, loss_fn, kind = _keyed_loss(spec, [backbones, classifier_module, loops], objective,
+                                     lambda m, b: m.loss(m(b["image"]), b["tags"]), "classifier")
     return _train_or_load(kind, key, lambda: Classifier(_num_fg(train_set), model_cfg), train_set,
                           loss_fn, train_cfg, seed, device, progress, use_cache)
 
@@ -155,14 +158,8 @@ def get_vit_classifier(train_set: Dataset, vit_cfg=None, train_cfg: TrainConfig 
     seed = int(seed)
     spec = {"stage": "vit-classifier", "data": dataset_id(train_set), "model": vit_cfg.to_dict(),
             "train": train_cfg.to_dict(), "seed": seed}
-    modules = [backbones, vit_module, loops]
-    if objective is None:
-        loss_fn, kind = (lambda m, b: m.tag_loss(m.tokens(b["image"]), b["tags"])), "vit"
-    else:
-        spec["objective"] = {"name": objective.name, "config": objective.config}
-        modules += list(objective.modules)
-        loss_fn, kind = objective, f"vit-{objective.name}"
-    key = cache.config_key(spec, modules=modules)
+    key, loss_fn, kind = _keyed_loss(spec, [backbones, vit_module, loops], objective,
+                                     lambda m, b: m.tag_loss(m.tokens(b["image"]), b["tags"]), "vit")
     return _train_or_load(kind, key, lambda: vit_module.ViTClassifier(_num_fg(train_set), vit_cfg), train_set,
                           loss_fn, train_cfg, seed, device, progress, use_cache)
 
