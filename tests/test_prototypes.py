@@ -330,21 +330,12 @@ def test_densifier_configs_are_validated(kwargs, cls, match):
 
 
 def test_registered_methods_train_cache_and_run(tmp_path, monkeypatch):
-    from s2d_core.data import get_dataset
-    from s2d_core.presets import get_pipeline
+    from registry_check import run_registered
 
-    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))
-    train = get_dataset("synthetic", "train", "tiny")
-    cfg = get_pipeline("tiny")
     assert {"cam", "proto", "c3", "c4"} <= set(METHODS)
-    batch = {k: torch.stack([train[i][k] for i in range(4)]) for k in ("image", "tags")}
-    keys = {}
-    for name in ("proto", "c3", "c4"):
-        method, info = METHODS[name](train, cfg, seed=0, progress=False)
-        keys[name] = method.model.s2d_key
-        out = method(batch["image"], batch["tags"])
-        assert out.shape == (4, train.num_classes - 1, 64, 64)
-        assert method.cache_key is not None and method.cache_key["method"] == name
+    keys, train, cfg = run_registered(("proto", "c3", "c4"), tmp_path, monkeypatch)
+    for name in ("proto", "c3", "c4"):  # from the cache now
+        assert METHODS[name](train, cfg, seed=0, progress=False)[0].cache_key["method"] == name
     # proto reads the baseline classifier; c3 and c4 train their own, and a second call loads them
     assert keys["proto"] == METHODS["cam"](train, cfg, progress=False)[0].model.s2d_key
     assert len({keys["proto"], keys["c3"], keys["c4"]}) == 3

@@ -353,20 +353,9 @@ def test_c5_config_is_validated(kwargs, match):
 
 
 def test_vit_methods_train_cache_and_run(tmp_path, monkeypatch):
-    from s2d_core.data import get_dataset
-    from s2d_core.presets import get_pipeline
+    from registry_check import run_registered
 
-    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))
-    train = get_dataset("synthetic", "train", "tiny")
-    cfg = get_pipeline("tiny")
-    batch = {k: torch.stack([train[i][k] for i in range(4)]) for k in ("image", "tags")}
-    keys = {}
-    for name in ("vit_cam", "vit_attn", "c5"):
-        method, info = METHODS[name](train, cfg, seed=0, progress=False)
-        keys[name] = method.model.s2d_key
-        out = method(batch["image"], batch["tags"])
-        assert out.shape == (4, train.num_classes - 1, 64, 64)
-        assert method.cache_key is not None
+    keys, train, cfg = run_registered(("vit_cam", "vit_attn", "c5"), tmp_path, monkeypatch)
     assert keys["vit_cam"] == keys["vit_attn"] != keys["c5"]
     _, info = METHODS["c5"](train, cfg, seed=0, progress=False)
     assert info["classifier"]["from_cache"]
