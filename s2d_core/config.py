@@ -395,6 +395,124 @@ class C5Config(_Config):
 
 
 @dataclass(frozen=True)
+class TinySAMConfig(_Config):
+    """A SAM small enough for a 2-core CPU, built from segment-anything's own modules
+    (:mod:`s2d_core.models.promptable`) and pre-trained class-agnostically on the object world
+    (:mod:`s2d_core.data.shapes`). SAM ViT-B for scale: 1024 px, 16 px patches, width 768,
+    12 blocks, prompt width 256."""
+
+    img_size: int = 64
+    """Input side in pixels: images are resized (longest side) and padded to it, as in SAM."""
+    patch_size: int = 4
+    """4 px: a 16 x 16 image embedding and 64 x 64 masks, the input's resolution. (8 px patches
+    train 4x faster but reach only about 0.49 object IoU from a click, 0.64 from a box: their
+    32 x 32 masks cannot follow our wiggly outlines.)"""
+    embed_dim: int = 96
+    depth: int = 4
+    num_heads: int = 3
+    prompt_dim: int = 64
+    """Width of the image embedding, the prompt tokens and the mask decoder (SAM: 256)."""
+    decoder_depth: int = 2
+    decoder_mlp_dim: int = 256
+    decoder_heads: int = 4
+    n_scenes: int = 8000
+    """Object-world scenes to pre-train on (each gives several objects and prompts)."""
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+
+    def __post_init__(self) -> None:
+        _numbers(self, integers=("img_size", "patch_size", "embed_dim", "depth", "num_heads", "prompt_dim",
+                                 "decoder_depth", "decoder_mlp_dim", "decoder_heads", "n_scenes", "steps",
+                                 "batch_size"), reals=("lr", "weight_decay"))
+        _check(self.img_size >= 32 and self.img_size % self.patch_size == 0,
+               f"TinySAMConfig.img_size must be >= 32 and a multiple of patch_size={self.patch_size}, got {self.img_size}")
+        _check(self.embed_dim % self.num_heads == 0,
+               f"TinySAMConfig.embed_dim={self.embed_dim} must be divisible by num_heads={self.num_heads}")
+        _check(self.prompt_dim % 8 == 0 and (self.prompt_dim // 2) % self.decoder_heads == 0,
+               f"TinySAMConfig.prompt_dim must be a multiple of 8, and prompt_dim / 2 a multiple of "
+               f"decoder_heads={self.decoder_heads} (the decoder's cross-attention halves the width), got {self.prompt_dim}")
+        _check(min(self.depth, self.decoder_depth, self.n_scenes, self.steps, self.batch_size) >= 1,
+               "TinySAMConfig: depth, decoder_depth, n_scenes, steps and batch_size must be >= 1")
+        _check(self.lr > 0 and self.weight_decay >= 0, "TinySAMConfig: lr must be > 0 and weight_decay >= 0")
+
+
+C6_STRATEGIES = ("spectral", "peak", "random", "kmeans", "box")
+C6_SEGMENTERS = ("tiny_sam", "random_walker", "sam")
+
+
+@dataclass(frozen=True)
+class C6Config(_Config):
+    """Spectral prompts for a promptable segmenter (C6), and the baselines' prompts."""
+
+    strategy: str = "spectral"
+    """How prompts are chosen from a class's CAM: ``spectral`` (graph clusters, one point each),
+    ``peak`` (the CAM maximum, S2C-style), ``random`` (``n_points`` foreground points),
+    ``kmeans`` (``n_points`` clusters of features + position, no graph), ``box`` (the box around
+    the CAM foreground)."""
+    segmenter: str = "tiny_sam"
+    """Who answers the prompts: ``tiny_sam`` (the cached tiny SAM through ``SamPredictor``),
+    ``sam`` (a real SAM checkpoint: ``sam_checkpoint``), ``random_walker`` (classical baseline)."""
+    sam_model_type: str = "vit_b"
+    sam_checkpoint: str | None = None
+    """Path of a SAM checkpoint (``sam_vit_b_01ec64.pth`` etc.) for ``segmenter="sam"``."""
+    features: str = "segmenter"
+    """Node features of the graph: ``segmenter`` (the SAM's image embedding; the tiny SAM's for
+    the random walker, so both segmenters get the same prompts) or ``image`` (pixel colours)."""
+    graph_size: int = 32
+    """The CAM is pooled to a ``graph_size`` x ``graph_size`` grid; its foreground cells are the nodes."""
+    knn: int = 8
+    """Edges kept per node (the strongest within ``radius`` cells), then symmetrised."""
+    radius: int = 3
+    feature_sigma: float = 0.1
+    """Feature affinity ``exp(-(1 - cos) / feature_sigma)``."""
+    spatial_sigma: float = 2.0
+    """Spatial affinity ``exp(-d^2 / (2 spatial_sigma^2))``, ``d`` in grid cells."""
+    k_max: int = 4
+    """Upper bound of the number of clusters (the eigengap picks k in 1..k_max)."""
+    eigengap_ratio: float = 0.2
+    """A gap after the k-th eigenvalue counts when ``lambda_k <= eigengap_ratio * lambda_{k+1}``."""
+    point: str = "central"
+    """One point per cluster: ``central`` (deepest inside the cluster) or ``peak`` (highest CAM)."""
+    negatives: int = 0
+    """Negative points per class, from confident background (max CAM below ``negative_threshold``)
+    next to the class's foreground."""
+    negative_threshold: float = 0.05
+    n_points: int = 3
+    """Points of the ``random`` and ``kmeans`` baselines."""
+    min_cluster: int = 3
+    """Graph components smaller than this (in cells) get no prompt (CAM speckle)."""
+    min_agreement: float = 0.1
+    """A candidate mask is kept only if its IoU with the CAM foreground is at least this (an answer
+    about something else, e.g. the whole image, is dropped)."""
+    rw_beta: float = 130.0
+    """Edge sharpness of the random walker (scikit-image's default)."""
+
+    def __post_init__(self) -> None:
+        _numbers(self, integers=("graph_size", "knn", "radius", "k_max", "negatives", "n_points", "min_cluster"),
+                 reals=("feature_sigma", "spatial_sigma", "negative_threshold", "rw_beta", "eigengap_ratio", "min_agreement"))
+        _check(0 <= self.min_agreement < 1, f"C6Config.min_agreement must be in [0, 1), got {self.min_agreement}")
+        _check(0 < self.eigengap_ratio < 1, f"C6Config.eigengap_ratio must be in (0, 1), got {self.eigengap_ratio}")
+        _check(self.strategy in C6_STRATEGIES, f"C6Config.strategy must be one of {C6_STRATEGIES}, got {self.strategy!r}")
+        _check(self.segmenter in C6_SEGMENTERS, f"C6Config.segmenter must be one of {C6_SEGMENTERS}, got {self.segmenter!r}")
+        _check(self.sam_model_type in ("vit_b", "vit_l", "vit_h"),
+               f"C6Config.sam_model_type must be 'vit_b', 'vit_l' or 'vit_h', got {self.sam_model_type!r}")
+        _check(self.segmenter != "sam" or self.sam_checkpoint,
+               "C6Config.segmenter='sam' needs sam_checkpoint=<path to sam_vit_b_01ec64.pth or similar>")
+        _check(self.features in ("segmenter", "image"), f"C6Config.features must be 'segmenter' or 'image', got {self.features!r}")
+        _check(self.graph_size >= 4, f"C6Config.graph_size must be >= 4, got {self.graph_size}")
+        _check(self.knn >= 1 and self.radius >= 1, "C6Config.knn and radius must be >= 1")
+        _check(self.feature_sigma > 0 and self.spatial_sigma > 0, "C6Config.feature_sigma and spatial_sigma must be > 0")
+        _check(1 <= self.k_max <= 16, f"C6Config.k_max must be in [1, 16], got {self.k_max}")
+        _check(self.point in ("central", "peak"), f"C6Config.point must be 'central' or 'peak', got {self.point!r}")
+        _check(self.negatives >= 0 and self.n_points >= 1 and self.min_cluster >= 1,
+               "C6Config: negatives >= 0, n_points >= 1 and min_cluster >= 1")
+        _check(0 <= self.negative_threshold < 1, f"C6Config.negative_threshold must be in [0, 1), got {self.negative_threshold}")
+        _check(self.rw_beta > 0, f"C6Config.rw_beta must be > 0, got {self.rw_beta}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig(_Config):
     """Everything after the data: classifier, CAM, pseudo masks, segmenter."""
 
@@ -413,6 +531,8 @@ class PipelineConfig(_Config):
     vit_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20, lr=1e-3, weight_decay=0.05))
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     c5: C5Config = field(default_factory=C5Config)
+    tiny_sam: TinySAMConfig = field(default_factory=TinySAMConfig)
+    c6: C6Config = field(default_factory=C6Config)
 
 
 _SUBCONFIGS: dict[tuple[str, str], type] = {
@@ -430,4 +550,6 @@ _SUBCONFIGS: dict[tuple[str, str], type] = {
     ("PipelineConfig", "vit_train"): TrainConfig,
     ("PipelineConfig", "attention"): AttentionConfig,
     ("PipelineConfig", "c5"): C5Config,
+    ("PipelineConfig", "tiny_sam"): TinySAMConfig,
+    ("PipelineConfig", "c6"): C6Config,
 }

@@ -10,7 +10,7 @@ that wants another setting is evaluated on a named preset of its own, added here
 
 from __future__ import annotations
 
-from .config import CAMConfig, ModelConfig, PipelineConfig, TrainConfig, ViTConfig
+from .config import CAMConfig, ModelConfig, PipelineConfig, TinySAMConfig, TrainConfig, ViTConfig
 from .data.config import SyntheticConfig
 
 PRESETS: dict[str, SyntheticConfig] = {
@@ -36,6 +36,10 @@ PIPELINES: dict[str, PipelineConfig] = {
         segmenter_train=TrainConfig(epochs=15, batch_size=16, lr=1e-3),
         vit=ViTConfig(backbone="vit_small_patch16_224", img_size=256, **_VIT_ARCH),
         vit_train=TrainConfig(epochs=30, batch_size=32, lr=5e-4, weight_decay=0.05),
+        # the tiny SAM at 256 px (16 x 16 tokens of 16 px); the gpu suite also runs the real SAM. 4000
+        # scenes: the object world is held in memory as float32 (3 GB at 256 px)
+        tiny_sam=TinySAMConfig(img_size=256, patch_size=16, embed_dim=256, depth=6, num_heads=8, prompt_dim=128,
+                               decoder_mlp_dim=512, decoder_heads=8, n_scenes=4000, steps=10000, batch_size=64),
     ),
     # PASCAL VOC (images of ~500 x 375 px, cropped to 320 for training), ImageNet-initialised as in
     # the papers: offline, pass the weights file through overrides, e.g.
@@ -55,6 +59,8 @@ PIPELINES: dict[str, PipelineConfig] = {
         cam=CAMConfig(scales=(1.0, 0.5), flip=True),
         segmenter_train=TrainConfig(epochs=1, batch_size=8),
         vit_train=TrainConfig(epochs=2, batch_size=8, lr=1e-3, weight_decay=0.05),
+        tiny_sam=TinySAMConfig(patch_size=8, embed_dim=64, depth=2, num_heads=2, prompt_dim=32, decoder_mlp_dim=64,
+                               decoder_heads=2, n_scenes=200, steps=40, batch_size=8),
     ),
 }
 

@@ -227,6 +227,41 @@ def get_cams(method, dataset: Dataset, device: str | torch.device = "cpu", progr
     return cams
 
 
+def get_tiny_sam(cfg=None, seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
+                 use_cache: bool = True):
+    """The tiny SAM pre-trained class-agnostically on the object world: ``(sam in eval mode, info)``.
+
+    Cached by configuration, seed and the source of the object world, the model and its
+    training; ``info`` has the ``loss_curve``, ``seconds`` and ``from_cache``.
+    """
+    from ..config import TinySAMConfig
+    from ..data import shapes
+    from ..models import tiny_sam
+    from . import promptable
+
+    cfg = TinySAMConfig() if cfg is None else cfg
+    device = resolve_device(device)
+    key = cache.config_key({"stage": "tiny-sam", "model": cfg.to_dict(), "seed": int(seed)},
+                           modules=[shapes, tiny_sam, promptable])
+    path = _model_path("tiny-sam", key)
+    if use_cache and path.exists():
+        sam = tiny_sam.build_tiny_sam(cfg).to(device)
+        info = {**_load(path, sam, device), "from_cache": True}
+    else:
+        world = shapes.object_world(cfg.n_scenes, cfg.img_size, seed=0, split="train", progress=progress)
+        empty = np.nonzero(world["instances"].reshape(len(world["instances"]), -1).max(1) == 0)[0]
+        if len(empty):  # every scene must offer an object to ask about
+            raise ValueError(f"object world ({cfg.n_scenes} scenes at {cfg.img_size} px): scenes {empty[:10].tolist()} "
+                             f"have no object; use a larger img_size or another n_scenes")
+        del world
+        sam, info = promptable.pretrain_tiny_sam(cfg, seed=int(seed), device=device, progress=progress)
+        info = {**info, "key": key, "seed": int(seed)}
+        if use_cache:
+            _save(path, sam, info)
+        info = {**info, "from_cache": False}
+    return sam.eval(), info
+
+
 def describe(info: dict) -> str:
     """One line about a trained artifact, for notebooks."""
     src = "loaded from cache" if info.get("from_cache") else "trained now"
@@ -234,4 +269,4 @@ def describe(info: dict) -> str:
             f"{info['seconds'] / 60:.1f} min of training at {info['images_per_second']:.0f} images/s")
 
 
-__all__ = ["dataset_id", "describe", "get_cams", "get_classifier", "get_segmenter", "get_vit_classifier", "masks_digest", "resolve_device"]
+__all__ = ["dataset_id", "describe", "get_cams", "get_classifier", "get_segmenter", "get_tiny_sam", "get_vit_classifier", "masks_digest", "resolve_device"]
