@@ -55,9 +55,17 @@ PARAMETERS: dict[str, Any] = {
     "seed": 0,
     "device": "cpu",          # "cpu", "cuda", "cuda:N", "mps" or "auto"
     "overrides": {},          # PipelineConfig fields to change, e.g. {"classifier_train": {"epochs": 1}}
+    "c6": "none",             # C6 prompt strategy on top of the method's CAMs: none, spectral, peak, random, kmeans, box
+    "c6_segmenter": "tiny_sam",  # who answers the prompts: tiny_sam, random_walker, sam (needs sam_checkpoint)
+    "sam_checkpoint": None,   # path of a real SAM checkpoint (sam_vit_b_01ec64.pth, ...) for c6_segmenter="sam"
+    "final": True,            # train and evaluate the segmentation networks (False: stop after the pseudo masks)
 }
+#: Parameters added after records existed: left out of a run's id while at their default, so
+#: the ids (and records) of earlier runs stay valid.
+_LATER = ("c6", "c6_segmenter", "sam_checkpoint", "final")
 METRICS = ("seed_miou", "pseudo_miou", "pseudo_coverage", "final_miou", "fully_supervised_miou")
-STAGES = ("classifier", "cams", "pseudo_masks", "segmenter", "fully_supervised")
+STAGES = ("classifier", "cams", "promptable", "pseudo_masks", "segmenter", "fully_supervised")
+C6_STRATEGIES = ("none", "spectral", "peak", "random", "kmeans", "box")
 
 
 class SuiteError(ValueError):
@@ -107,6 +115,23 @@ def validate_params(params: dict) -> None:
             raise ValueError(f"preset {p['preset']!r} has no synthetic data; with dataset='synthetic' use one of {sorted(PRESETS)}")
     if not isinstance(p["seed"], int) or p["seed"] < 0:
         raise ValueError(f"seed must be a non-negative integer, got {p['seed']!r}")
+    if p["c6"] not in C6_STRATEGIES:
+        raise ValueError(f"c6 must be one of {C6_STRATEGIES}, got {p['c6']!r}")
+    if p["c6_segmenter"] not in ("tiny_sam", "random_walker", "sam"):
+        raise ValueError(f"c6_segmenter must be 'tiny_sam', 'random_walker' or 'sam', got {p['c6_segmenter']!r}")
+    if p["c6"] == "none" and (p["c6_segmenter"] != PARAMETERS["c6_segmenter"] or p["sam_checkpoint"] is not None):
+        raise ValueError("c6_segmenter and sam_checkpoint only apply with c6 set to a prompt strategy (c6='none' here)")
+    if p["c6"] != "none" and p["refine"] != "none":
+        raise ValueError(f"refine={p['refine']!r} does not apply to C6 pseudo masks (the segmenter draws the "
+                         f"boundaries); use refine='none' with c6={p['c6']!r}")
+    if p["c6_segmenter"] == "sam":
+        if not p["sam_checkpoint"]:
+            raise ValueError("c6_segmenter='sam' needs sam_checkpoint=<path to sam_vit_b_01ec64.pth or similar>")
+        if not Path(p["sam_checkpoint"]).expanduser().is_file():
+            raise ValueError(f"sam_checkpoint {p['sam_checkpoint']!r} is not a file (download it from "
+                             f"https://github.com/facebookresearch/segment-anything#model-checkpoints)")
+    if not isinstance(p["final"], bool):
+        raise ValueError(f"final must be true or false, got {p['final']!r}")
     if not isinstance(p["overrides"], dict):
         raise ValueError(f"overrides must be a mapping of PipelineConfig fields, got {p['overrides']!r}")
     resolve_device(p["device"])
@@ -128,6 +153,8 @@ def pipeline_config(params: dict):
         d[k] = _deep_merge(d[k], v)
     # `refine` is the one switch for the CRF, so a row labelled "none" never uses one
     d["pseudo"]["crf"] = p["refine"] == "crf"
+    if p["c6"] != "none":
+        d["c6"] = {**d["c6"], "strategy": p["c6"], "segmenter": p["c6_segmenter"], "sam_checkpoint": p["sam_checkpoint"]}
     cfg = PipelineConfig.from_dict(d)
     import timm
 
@@ -146,10 +173,17 @@ def _deep_merge(base, change):
 def run_id(params: dict) -> str:
     """A readable, unique file name for a parameter set."""
     p = {**PARAMETERS, **params}
-    digest = hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    hashed = {k: v for k, v in p.items() if not (k in _LATER and v == PARAMETERS[k])}
+    if hashed.get("sam_checkpoint"):  # the file, not where it lives: moving it keeps the records
+        hashed["sam_checkpoint"] = Path(str(hashed["sam_checkpoint"])).name
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
     parts = [p["dataset"] if p["dataset"] != "synthetic" else p["preset"], p["method"]]
     if p["refine"] != "none":
         parts.append(p["refine"])
+    if p["c6"] != "none":
+        parts.append(f"c6{p['c6']}-{p['c6_segmenter']}")
+    if not p["final"]:
+        parts.append("pseudo")
     if p["backbone"]:
         parts.append(str(p["backbone"]))
     parts.append(f"seed{p['seed']}")

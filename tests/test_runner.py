@@ -17,7 +17,7 @@ def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))  # the kernels inherit it
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "voc"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "voc", "c6"])
 def test_shipped_suites_load(name):
     s = load_suite(name)
     assert s.runs and s.notebook.is_file()
@@ -37,6 +37,13 @@ def test_shipped_suites_load(name):
     ({"overrides": {"classifier_train": {"epochs": 0}}}, "epochs must be >= 1"),
     ({"colour": "red"}, "unknown parameter"),
     ({"preset": "voc"}, "has no synthetic data"),
+    ({"c6": "clicks"}, "c6 must be one of"),
+    ({"c6": "spectral", "c6_segmenter": "grabcut"}, "c6_segmenter must be"),
+    ({"c6": "spectral", "c6_segmenter": "sam"}, "needs sam_checkpoint"),
+    ({"c6": "spectral", "c6_segmenter": "sam", "sam_checkpoint": "/no/sam_vit_b.pth"}, "is not a file"),
+    ({"c6_segmenter": "random_walker"}, "only apply with c6 set"),
+    ({"c6": "spectral", "refine": "crf"}, "does not apply to C6"),
+    ({"final": "no"}, "final must be true or false"),
 ])
 def test_bad_parameters_are_named(params, match):
     with pytest.raises(ValueError, match=match):
@@ -209,3 +216,22 @@ def test_tables_leave_out_records_of_other_runs(tmp_path, capsys):
     write_tables(suite, runs)
     assert "1 record(s)" in capsys.readouterr().err
     assert "| 50.0 |" in (tmp_path / "table.md").read_text()
+
+
+def test_committed_records_keep_their_ids():
+    """New parameters at their defaults leave the ids (file names) of older records unchanged."""
+    recs = sorted(Path(__file__).resolve().parents[1].glob("benchmarks/records/*/runs/*.json"))
+    assert recs
+    for path in recs:
+        r = json.loads(path.read_text())
+        assert run_id(r["params"]) == r["run_id"] == path.stem, path.name
+
+
+def test_c6_parameters_join_the_id_only_when_used():
+    base = {"preset": "cpu", "method": "cam", "seed": 0}
+    assert run_id(base) == run_id({**base, "c6": "none", "final": True})
+    rid = run_id({**base, "c6": "spectral", "final": False})
+    assert rid.startswith("cpu-cam-c6spectral-tiny_sam-pseudo-seed0-")
+    a = run_id({**base, "c6": "spectral", "c6_segmenter": "sam", "sam_checkpoint": "/a/sam_vit_b_01ec64.pth"})
+    b = run_id({**base, "c6": "spectral", "c6_segmenter": "sam", "sam_checkpoint": "~/b/sam_vit_b_01ec64.pth"})
+    assert a == b  # the checkpoint's file name counts, not its folder
