@@ -3,9 +3,9 @@ for every prompt strategy and segmenter (``c6`` suite), over the same seeds.
 
     python -m benchmarks.c6_table            # writes benchmarks/records/c6/gain.md and gain.csv
 
-A cell is the mean pseudo-mask mIoU (%) over the seeds present in *both* suites, with the
-change against the method's own pseudo masks in brackets; the seed count is in the first
-columns. Final mIoU (a segmentation network trained on the pseudo masks) is listed below the
+A cell is the mean (± sample std) pseudo-mask mIoU (%) over the seeds present in *both*
+suites, with the change against the method's own pseudo masks of the same seeds in brackets;
+a cell with fewer seeds than its row names them in square brackets. Final mIoU (a segmentation network trained on the pseudo masks) is listed below the
 table for the rows that have one.
 """
 
@@ -28,6 +28,18 @@ METHOD_ORDER = ("cam", "proto", "c3", "c4", "vit_cam", "vit_attn", "c5")
 
 def _mean(xs):
     return sum(xs) / len(xs) if xs else None
+
+
+def _sd(xs):
+    """Sample standard deviation (None for fewer than two values)."""
+    if len(xs) < 2:
+        return None
+    m = _mean(xs)
+    return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+
+
+def _cell(v, sd) -> str:
+    return f"{100 * v:.1f}" + ("" if sd is None else f" ± {100 * sd:.1f}")
 
 
 def gain_rows(base_records: list[dict], c6_records: list[dict], preset: str = "cpu") -> list[dict]:
@@ -61,14 +73,19 @@ def gain_rows(base_records: list[dict], c6_records: list[dict], preset: str = "c
     rows = []
     for m in methods:
         seeds = sorted(set(own[m]) & set().union(*[set(v) for k, v in c6.items() if k[0] == m]))
-        row = {"method": m, "seeds": " ".join(map(str, seeds)), "own": _mean([own[m][s] for s in seeds])}
+        row = {"method": m, "seeds": " ".join(map(str, seeds)), "own": _mean([own[m][s] for s in seeds]),
+               "own_sd": _sd([own[m][s] for s in seeds])}
         for strat in STRATEGIES:
             for seg in SEGMENTERS:
                 got = c6.get((m, strat, seg), {})
                 vals = [got[s] for s in seeds if s in got]
                 if vals:
                     row[f"{strat}/{seg}"] = _mean(vals)
+                    row[f"{strat}/{seg}/sd"] = _sd(vals)
                     row[f"{strat}/{seg}/n"] = len(vals)
+                    row[f"{strat}/{seg}/seeds"] = " ".join(str(s) for s in seeds if s in got)
+                    if len(vals) < len(seeds):  # the change is against the own masks of the same seeds
+                        row[f"{strat}/{seg}/own"] = _mean([own[m][s] for s in seeds if s in got])
         finals = []
         for (mm, strat, seg), got in c6_final.items():
             if mm == m:
@@ -86,14 +103,15 @@ def gain_markdown(rows: list[dict]) -> str:
     head = "| method | seeds | own pseudo masks | " + " | ".join(c.replace("/", " + ").replace("_", " ") for c in cols) + " |"
     lines = [head, "|" + "---|" * (3 + len(cols))]
     for r in rows:
-        cells = [r["method"], r["seeds"], "" if r["own"] is None else f"{100 * r['own']:.1f}"]
+        cells = [r["method"], r["seeds"], "" if r["own"] is None else _cell(r["own"], r["own_sd"])]
         for c in cols:
             if c not in r:
                 cells.append("")
                 continue
             v, n = r[c], r[f"{c}/n"]
-            d = "" if r["own"] is None else f" ({100 * (v - r['own']):+.1f})"
-            cells.append(f"{100 * v:.1f}{d}" + ("" if n == len(r["seeds"].split()) else f" [{n} seed{'s' * (n > 1)}]"))
+            own = r.get(f"{c}/own", r["own"])
+            d = "" if own is None else f" ({100 * (v - own):+.1f})"
+            cells.append(_cell(v, r[f"{c}/sd"]) + d + ("" if n == len(r["seeds"].split()) else f" [seed{'s' * (n > 1)} {r[f'{c}/seeds']}]"))
         lines.append("| " + " | ".join(cells) + " |")
     finals = [(r["method"], *f) for r in rows for f in r["finals"]]
     if finals:

@@ -30,6 +30,7 @@ SMOKE = {
     "prototypes": {"preset": "tiny", "n_eval": 16, "n_show": 2},
     "optimal_transport": {"preset": "tiny", "n_eval": 16, "n_cells": 32, "n_show": 2},
     "transformers": {"preset": "tiny", "n_eval": 16, "n_show": 2},
+    "foundation_prompts": {"preset": "tiny", "n_eval": 12, "n_objects": 4, "n_show": 2},
 }
 
 

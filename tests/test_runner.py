@@ -106,14 +106,17 @@ def test_smoke_suite_and_tables(tmp_path, capsys):
     code = main(["run", "smoke", "--records", str(records), "--logs", str(tmp_path / "logs")])
     assert code == 0
     out = capsys.readouterr().out
-    assert "4 run, 0 already recorded, 0 failed" in out
+    assert "5 run, 0 already recorded, 0 failed" in out
     for ext in ("csv", "md", "png"):
         assert (records.parent / f"table.{ext}").stat().st_size > 0
     md = (records.parent / "table.md").read_text()
-    assert "| cam | none | 0 |" in md and "| cam | crf | 0 |" in md  # rows, then the seeds averaged
-    assert "| c4 | none | 0 |" in md and "| c5 | none | 0 |" in md
+    assert "| cam | none | none | 0 |" in md and "| cam | crf | none | 0 |" in md  # rows, then the seeds averaged
+    assert "| c4 | none | none | 0 |" in md and "| c5 | none | none | 0 |" in md
+    assert "| cam | none | spectral | 0 |" in md  # the C6 row, with the promptable stage timed
+    rec = [json.loads(p.read_text()) for p in records.glob("*c6spectral*.json")][0]
+    assert "promptable" in rec["seconds"] and rec["params"]["c6"] == "spectral" and rec["metrics"]["final_miou"] is not None
     assert main(["run", "smoke", "--records", str(records), "--logs", str(tmp_path / "logs")]) == 0
-    assert "0 run, 4 already recorded" in capsys.readouterr().out
+    assert "0 run, 5 already recorded" in capsys.readouterr().out
     assert main(["run", "smoke", "--records", str(records), "--logs", str(tmp_path / "logs"), "--only=-c4-,-c5-"]) == 0
     assert "0 run, 2 already recorded" in capsys.readouterr().out
 
@@ -235,3 +238,22 @@ def test_c6_parameters_join_the_id_only_when_used():
     a = run_id({**base, "c6": "spectral", "c6_segmenter": "sam", "sam_checkpoint": "/a/sam_vit_b_01ec64.pth"})
     b = run_id({**base, "c6": "spectral", "c6_segmenter": "sam", "sam_checkpoint": "~/b/sam_vit_b_01ec64.pth"})
     assert a == b  # the checkpoint's file name counts, not its folder
+
+
+def test_c6_gain_table_pairs_seeds_and_rejects_disagreeing_records():
+    from benchmarks.c6_table import gain_markdown, gain_rows
+
+    def rec(method, seed, pseudo, c6="none", seg="tiny_sam", final=None, rid="x"):
+        p = {**PARAMETERS, "method": method, "seed": seed, "c6": c6, "c6_segmenter": seg}
+        return {"run_id": rid, "params": p, "metrics": {"pseudo_miou": pseudo, "final_miou": final}}
+
+    base = [rec("cam", 0, 0.50, final=0.49), rec("cam", 1, 0.48, final=0.47), rec("cam", 2, 0.40)]
+    c6 = [rec("cam", 0, 0.55, "spectral"), rec("cam", 1, 0.53, "spectral"), rec("cam", 0, 0.52, "box"),
+          rec("cam", 0, 0.55, "spectral", final=0.57)]
+    rows = gain_rows(base, c6)
+    assert rows[0]["seeds"] == "0 1"  # seed 2 has no C6 record: left out of the mean of the own masks too
+    md = gain_markdown(rows)
+    assert "| cam | 0 1 | 49.0 ± 1.4 | 54.0 ± 1.4 (+5.0) | 52.0 (+2.0) [seed 0] |" in md
+    assert "| cam | spectral + tiny sam | 0 | 49.0 | 57.0 (+8.0) |" in md
+    with pytest.raises(ValueError, match="differs"):
+        gain_rows(base, c6 + [rec("cam", 1, 0.60, "spectral", final=0.6, rid="bad")])
