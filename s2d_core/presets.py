@@ -1,79 +1,12 @@
-"""Named presets of the synthetic benchmark: the one place where they are defined.
+"""Every named preset, in one namespace: ``get_preset("cpu")`` (the synthetic world) and
+``get_pipeline("cpu")`` (models, training and methods).
 
-The values were fixed before any method was tuned; methods must not change them (a method
-that wants another setting is evaluated on a named preset of its own, added here).
-
-* ``cpu``  -- the book's and CI's default: 64 x 64 images, runs on 2 CPU cores in minutes.
-* ``gpu``  -- the same world at 256 x 256 with 5x more training images, for a lent GPU.
-* ``tiny`` -- a handful of images for tests and smoke runs; same world as ``cpu``.
+The values are defined once each, next to the stage that uses them: the worlds in
+:mod:`s2d_core.data.presets` (the data stage must not import the stages after it), the pipeline
+presets in :mod:`s2d_core.pipeline.presets`.
 """
 
-from __future__ import annotations
+from .data.presets import PRESETS, get_preset
+from .pipeline.presets import PIPELINES, get_pipeline
 
-from .config import CAMConfig, ModelConfig, PipelineConfig, TinySAMConfig, TrainConfig, ViTConfig
-from .data.config import SyntheticConfig
-
-PRESETS: dict[str, SyntheticConfig] = {
-    "cpu": SyntheticConfig(name="cpu"),
-    "gpu": SyntheticConfig(image_size=256, n_train=10000, n_val=1449, name="gpu"),
-    "tiny": SyntheticConfig(n_train=32, n_val=16, name="tiny"),
-}
-
-
-# Models and training per preset. ``cpu``: a ResNet-10 (timm ``resnet10t``, 4.9 M parameters)
-# at output stride 8 trains at about 100 images/s at 64 px on 2 cores, twice a ResNet-18;
-# 8 x 8 CAM cells per 64 px image. ``gpu``: ResNet-50 at output stride 16, as in the papers.
-# ViT track: ``cpu`` a 4-block, 128-wide ViT with 8 px patches (8 x 8 tokens, 1.2 M parameters,
-# about 235 images/s on 2 cores); ``gpu`` ViT-S/16 from scratch; ``voc`` ViT-B/16 from ImageNet.
-_VIT_ARCH = dict(patch_size=None, embed_dim=None, depth=None, num_heads=None)
-PIPELINES: dict[str, PipelineConfig] = {
-    "cpu": PipelineConfig(),
-    "gpu": PipelineConfig(
-        classifier=ModelConfig(backbone="resnet50", output_stride=16),
-        classifier_train=TrainConfig(epochs=15, batch_size=32, lr=1e-3),
-        cam=CAMConfig(scales=(1.0, 0.5, 1.5, 2.0)),
-        segmenter=ModelConfig(backbone="resnet50", output_stride=16, aspp_rates=(1, 3, 6)),
-        segmenter_train=TrainConfig(epochs=15, batch_size=16, lr=1e-3),
-        vit=ViTConfig(backbone="vit_small_patch16_224", img_size=256, **_VIT_ARCH),
-        vit_train=TrainConfig(epochs=30, batch_size=32, lr=5e-4, weight_decay=0.05),
-        # the tiny SAM at 256 px (16 x 16 tokens of 16 px); the gpu suite also runs the real SAM. 4000
-        # scenes: the object world is held in memory as float32 (3 GB at 256 px)
-        tiny_sam=TinySAMConfig(img_size=256, patch_size=16, embed_dim=256, depth=6, num_heads=8, prompt_dim=128,
-                               decoder_mlp_dim=512, decoder_heads=8, n_scenes=4000, steps=10000, batch_size=64),
-    ),
-    # PASCAL VOC (images of ~500 x 375 px, cropped to 320 for training), ImageNet-initialised as in
-    # the papers: offline, pass the weights file through overrides, e.g.
-    # {"classifier": {"pretrained_file": "resnet50.safetensors"}, "segmenter": {...},
-    #  "vit": {"pretrained_file": "vit_base_patch16_224.safetensors"}}
-    "voc": PipelineConfig(
-        classifier=ModelConfig(backbone="resnet50", output_stride=16, pretrained=True),
-        classifier_train=TrainConfig(epochs=5, batch_size=16, lr=1e-3, crop_size=320),
-        cam=CAMConfig(scales=(1.0, 0.5, 1.5, 2.0)),
-        segmenter=ModelConfig(backbone="resnet50", output_stride=16, pretrained=True, aspp_rates=(6, 12, 18)),
-        segmenter_train=TrainConfig(epochs=10, batch_size=16, lr=1e-3, crop_size=320),
-        vit=ViTConfig(backbone="vit_base_patch16_224", img_size=320, pretrained=True, **_VIT_ARCH),
-        vit_train=TrainConfig(epochs=5, batch_size=16, lr=1e-4, weight_decay=0.05, crop_size=320),
-    ),
-    "tiny": PipelineConfig(
-        classifier_train=TrainConfig(epochs=1, batch_size=8),
-        cam=CAMConfig(scales=(1.0, 0.5), flip=True),
-        segmenter_train=TrainConfig(epochs=1, batch_size=8),
-        vit_train=TrainConfig(epochs=2, batch_size=8, lr=1e-3, weight_decay=0.05),
-        tiny_sam=TinySAMConfig(patch_size=8, embed_dim=64, depth=2, num_heads=2, prompt_dim=32, decoder_mlp_dim=64,
-                               decoder_heads=2, n_scenes=200, steps=40, batch_size=8),
-    ),
-}
-
-
-def get_pipeline(name: str) -> PipelineConfig:
-    """The :class:`~s2d_core.config.PipelineConfig` of a named preset."""
-    if name not in PIPELINES:
-        raise ValueError(f"unknown preset {name!r}: expected one of {sorted(PIPELINES)}")
-    return PIPELINES[name]
-
-
-def get_preset(name: str) -> SyntheticConfig:
-    """The :class:`SyntheticConfig` of a named preset."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: expected one of {sorted(PRESETS)}")
-    return PRESETS[name]
+__all__ = ["PIPELINES", "PRESETS", "get_pipeline", "get_preset"]

@@ -6,13 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from s2d_core.cache import CacheWarning
 from s2d_core.cam import CAM, cam_from_features, max_normalise, restrict_to_tags
 from s2d_core.config import CAMConfig, CRFConfig, ModelConfig, PipelineConfig, PseudoMaskConfig, TrainConfig
-from s2d_core.eval.seeds import seeds_from_cam
+from s2d_core.devices import resolve_device
 from s2d_core.models import Classifier, PretrainedWeightsError, Segmenter, create_backbone, last_stage
+from s2d_core.pipeline import get_cams, get_classifier, get_segmenter, state_dict_sha256
 from s2d_core.presets import PIPELINES, get_pipeline
-from s2d_core.pseudo import crf_labels, crf_probs, label_coverage, make_pseudo_masks, pseudo_mask
-from s2d_core.train import WithMasks, fit, get_cams, get_classifier, get_segmenter, predict_masks, resolve_device
+from s2d_core.pseudo import crf_labels, crf_probs, label_coverage, make_pseudo_masks, pseudo_mask, seeds_from_cam
+from s2d_core.train import WithMasks, fit, predict_masks
+
+SINGLE = CAMConfig(scales=(1.0,), flip=False)
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -167,20 +171,44 @@ def test_cam_matches_grad_cam(trained_ish):
 def test_cam_call_normalises_restricts_and_flips(trained_ish):
     x = torch.rand(2, 3, 64, 64)
     tags = torch.tensor([[1, 0, 1, 0], [0, 1, 0, 0]], dtype=torch.float32)
-    cams = CAM(trained_ish, scales=(1.0, 0.5, 1.5), flip=True)(x, tags)
+    cams = CAM(trained_ish, CAMConfig(scales=(1.0, 0.5, 1.5), flip=True))(x, tags)
     assert cams.shape == (2, 4, 64, 64)
     assert cams.min() >= 0 and cams.max() <= 1
     assert (cams[0, [1, 3]] == 0).all() and (cams[1, [0, 2, 3]] == 0).all()
     np.testing.assert_allclose(cams[0, 0].max(), 1.0, atol=1e-3)
     # flip averaging makes the CAM equivariant to a horizontal flip of the input
-    flipped = CAM(trained_ish, scales=(1.0, 0.5, 1.5), flip=True)(x.flip(-1), tags)
+    flipped = CAM(trained_ish, CAMConfig(scales=(1.0, 0.5, 1.5), flip=True))(x.flip(-1), tags)
     torch.testing.assert_close(flipped, cams.flip(-1), rtol=1e-4, atol=1e-5)
     # scale 1 without flip is the upsampled single-scale map
-    single = CAM(trained_ish)(x)
+    single = CAM(trained_ish, SINGLE)(x)
     with torch.no_grad():
         raw = cam_from_features(trained_ish.features(x), trained_ish.head.weight)
     up = torch.nn.functional.interpolate(raw, size=(64, 64), mode="bilinear", align_corners=False)
     torch.testing.assert_close(single, max_normalise(up), rtol=1e-4, atol=1e-5)
+
+
+def test_map_method_restores_the_callers_mode_and_takes_a_batch(trained_ish):
+    """Inference runs in eval mode without gradients and gives the model back as it was; a batch
+    dict and (images, tags) are the same call."""
+    x = torch.rand(2, 3, 64, 64)
+    tags = torch.tensor([[1, 0, 1, 0], [0, 1, 0, 0]], dtype=torch.float32)
+    method = CAM(trained_ish, SINGLE)
+    trained_ish.train()
+    try:
+        a = method(x, tags)
+        assert trained_ish.training  # the caller's mode is restored
+        assert not a.requires_grad
+        b = method({"image": x, "tags": tags, "points": [None, None]})
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        trained_ish.eval()
+        torch.testing.assert_close(method(x, tags), a, rtol=0, atol=0)  # eval mode inside, either way
+        with pytest.raises(RuntimeError, match="boom"):
+            with method.evaluating():
+                assert not trained_ish.training
+                raise RuntimeError("boom")
+        assert not trained_ish.training  # restored after an exception too (it was in eval mode)
+    finally:
+        trained_ish.eval()
 
 
 def test_restrict_to_tags_checks_shape():
@@ -299,7 +327,7 @@ def test_artifacts_are_cached_by_config(tiny_train):
     torch.testing.assert_close(_weights(m1), _weights(m2), rtol=0, atol=0)
     m3, i3 = get_classifier(tiny_train, train_cfg=TINY, seed=1, progress=False)
     assert not i3["from_cache"] and not torch.equal(_weights(m1), _weights(m3))
-    cams = get_cams(CAM(m1), tiny_train, progress=False)
+    cams = get_cams(CAM(m1, SINGLE, model_key=i1["key"]), tiny_train, progress=False)
     assert cams.shape == (len(tiny_train), 6, 64, 64) and cams.dtype == np.float16
     masks = make_pseudo_masks(cams, [tiny_train[i]["tags"] for i in range(len(tiny_train))], 0.3, progress=False)
     seg, si = get_segmenter(tiny_train, masks, train_cfg=TINY, progress=False)
@@ -310,25 +338,23 @@ def test_artifacts_are_cached_by_config(tiny_train):
     assert pred.shape == (len(tiny_train), 64, 64) and pred.max() < 7
 
 
-def test_cams_are_cached_per_configuration(tiny_train):
-    import s2d_core.cam.cam as cam_module
+def test_cams_are_cached_per_configuration(tiny_train, monkeypatch):
+    import s2d_core.pipeline.artifacts as artifacts
 
     torch.manual_seed(0)
     model = Classifier(6).eval()
     with torch.no_grad():
         model.head.weight.normal_()  # CAMs with structure, without training
-    model.s2d_key = "test-model"  # what get_classifier attaches
-    cams = get_cams(CAM(model), tiny_train, progress=False)
+    cams = get_cams(CAM(model, SINGLE, model_key="test-model"), tiny_train, progress=False)
     assert cams.max() > 0.9
-    real = cam_module.compute_cams
-    cam_module.compute_cams = None  # a cache hit must not compute
-    try:
-        np.testing.assert_array_equal(get_cams(CAM(model), tiny_train, progress=False), cams)
-    finally:
-        cam_module.compute_cams = real
-    other = get_cams(CAM(model, scales=(1.0, 0.5), flip=True), tiny_train, progress=False)
+    with monkeypatch.context() as m:
+        m.setattr(artifacts, "compute_cams", None)  # a cache hit must not compute
+        np.testing.assert_array_equal(get_cams(CAM(model, SINGLE, model_key="test-model"), tiny_train,
+                                               progress=False), cams)
+    other_cfg = CAMConfig(scales=(1.0, 0.5), flip=True)
+    other = get_cams(CAM(model, other_cfg, model_key="test-model"), tiny_train, progress=False)
     assert not np.array_equal(other, cams)  # another CAM configuration, another entry
-    np.testing.assert_array_equal(other, CAM(model, scales=(1.0, 0.5), flip=True)(
+    np.testing.assert_array_equal(other, CAM(model, other_cfg)(
         torch.stack([tiny_train[i]["image"] for i in range(len(tiny_train))]),
         torch.stack([tiny_train[i]["tags"] for i in range(len(tiny_train))])).numpy().astype(np.float16))
 
@@ -375,3 +401,40 @@ def test_real_data_needs_a_crop_size(tmp_path):
     voc = get_dataset("voc", "train_aug", root=str(_build(tmp_path).voc))
     with pytest.raises(ValueError, match="crop_size"):
         fit(Classifier(20), voc, lambda m, b: m(b["image"]).sum(), TrainConfig(batch_size=2), progress=False)
+
+
+def test_a_corrupt_cached_model_is_named_and_rebuilt(tiny_train):
+    """A truncated file in the cache warns with its path and is trained again, to the same network."""
+    from s2d_core.cache import cache_dir
+
+    m1, i1 = get_classifier(tiny_train, train_cfg=TINY, seed=0, progress=False)
+    (path,) = [p for p in (cache_dir() / "models").glob(f"*{i1['key']}.pt")]
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.warns(CacheWarning, match=rf"{path.name}.*could not be read"):
+        m2, i2 = get_classifier(tiny_train, train_cfg=TINY, seed=0, progress=False)
+    assert not i2["from_cache"] and path.is_file() and path.with_name(path.name + ".corrupt").is_file()
+    assert state_dict_sha256(m2) == state_dict_sha256(m1)  # rebuilt from the seed, not from half a file
+
+
+def test_a_corrupt_cached_split_is_named_and_regenerated(tmp_path, monkeypatch):
+    from s2d_core.data import get_dataset
+
+    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))
+    first = get_dataset("synthetic", "val", "tiny", progress=False)
+    (path,) = (tmp_path / "cache" / "synthetic").glob("tiny-val-*.npz")
+    path.write_bytes(b"not a zip file")
+    with pytest.warns(CacheWarning, match=rf"synthetic split tiny/val.*{path.name}"):
+        again = get_dataset("synthetic", "val", "tiny", progress=False)
+    torch.testing.assert_close(again[3]["image"], first[3]["image"], rtol=0, atol=0)
+    np.testing.assert_array_equal(again[3]["mask"], first[3]["mask"])
+
+
+def test_state_dict_digest_sees_one_changed_bit():
+    torch.manual_seed(0)
+    model = Classifier(3)
+    digest = state_dict_sha256(model)
+    assert digest == state_dict_sha256(model.state_dict())
+    with torch.no_grad():
+        w = model.head.weight
+        w.view(-1)[0] = torch.nextafter(w.view(-1)[0], torch.tensor(1e9))
+    assert state_dict_sha256(model) != digest

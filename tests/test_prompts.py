@@ -5,8 +5,8 @@ import pytest
 from scipy import sparse
 
 from s2d_core.config import C6Config
-from s2d_core.pseudo.prompts import (affinity_graph, eigengap, grid_to_xy, kmeans, laplacian_spectrum, negative_points,
-                                     select_prompts)
+from s2d_core.pseudo.prompts import (affinity_graph, cluster_labels, eigengap, grid_to_xy, laplacian_spectrum,
+                                     negative_points, select_prompts)
 
 YY, XX = np.mgrid[0:32, 0:32]
 
@@ -93,7 +93,9 @@ def test_edge_cases_empty_single_pixel_and_tiny_foreground():
     for strategy in ("spectral", "kmeans", "random"):
         pr = select_prompts(two, 0.5, None, C6Config(graph_size=32, n_points=3), rng=np.random.default_rng(0),
                             strategy=strategy)
-        assert 1 <= len(pr.positives) <= 2, strategy
+        # on a 32 x 32 grid of a 32 x 32 CAM cell (r, c) is the point (x, y) = (c, r)
+        points = {tuple(p) for p in pr.positives}
+        assert 1 <= len(pr.positives) <= 2 and points <= {(3.0, 3.0), (4.0, 3.0)}, strategy
 
 
 def test_laplacian_spectrum_matches_dense_reference_on_both_paths():
@@ -119,12 +121,16 @@ def test_affinity_graph_is_symmetric_sparse_and_follows_features():
     feats[0, :, :5] = 1
     feats[1, :, 5:] = 1
     W, nodes = affinity_graph(fg, feats, knn=8, radius=2)
-    assert abs(W - W.T).max() == 0 and W.max() <= 1 and W.min() >= 0
+    assert abs(W - W.T).max() == 0
     assert (np.diff(W.indptr) <= 16).all()  # knn per node, at most doubled by symmetrisation
     idx = {tuple(p): i for i, p in enumerate(nodes)}
+    # weight exp(-d^2 / (2 * 2^2)) * exp(-(1 - cos) / 0.1): neighbours at distance 1 with the same
+    # feature get exp(-1/8), the strongest edge of the graph
     within = W[idx[(5, 3)], idx[(5, 4)]]
-    across = W[idx[(5, 4)], idx[(5, 5)]]
-    assert within > 100 * across
+    assert within == pytest.approx(np.exp(-1 / 8)) and W.max() == pytest.approx(np.exp(-1 / 8))
+    # across the feature border (cos 0) the edge would weigh exp(-1/8 - 10); (5, 4) and (5, 5) each have 8
+    # same-feature candidates within radius 2 (3 at distance 1, 2 at sqrt 2, 3 at 2), all stronger: dropped
+    assert W[idx[(5, 4)], idx[(5, 5)]] == 0
 
 
 def test_eigengap_and_kmeans_by_hand():
@@ -135,9 +141,12 @@ def test_eigengap_and_kmeans_by_hand():
     assert eigengap(np.array([0, 0, 0, 0.2, 0.9]), k_max=4, k_min=3) == 3
     assert eigengap(np.array([0.0]), k_max=4) == 1
     x = np.array([[0, 0], [0.1, 0], [5, 5], [5.1, 5], [0, 0.1]])
-    lab = kmeans(x, 2)
+    lab = cluster_labels(x, 2)
     assert lab[0] == lab[1] == lab[4] != lab[2] == lab[3]
-    assert kmeans(x, 10).max() <= 4  # k capped at n
+    assert cluster_labels(x, 10).max() <= 4  # k capped at n
+    # Euclidean, not cosine: two groups on one ray from the origin are two clusters
+    ray = np.array([[1.0, 1.0], [1.1, 1.1], [9.0, 9.0], [9.2, 9.2]])
+    assert cluster_labels(ray, 2).tolist() in ([0, 0, 1, 1], [1, 1, 0, 0])
 
 
 def test_negative_points_sit_on_confident_background_near_the_object():
@@ -146,9 +155,10 @@ def test_negative_points_sit_on_confident_background_near_the_object():
     bg = ~fg
     bg[:, 15:] = False  # not confident there
     r, c = negative_points(fg, bg, 3)
-    assert len(r) == 3
-    assert not fg[r, c].any() and bg[r, c].all()
-    assert all(min(abs(rr - 7), abs(cc - 7)) <= 6 for rr, cc in zip(r, c))
+    # confident background at distance >= 1.5 from the square: the nearest cells are at distance 2 (rows
+    # 3 and 11, columns 3 and 11, along the square). In row-major order, each at least 4 from the ones
+    # picked before: (3, 5), then (3, 9), then (7, 3) ((5, 3), (5, 11), (6, 3), (6, 11) are too close).
+    assert r.tolist() == [3, 3, 7] and c.tolist() == [5, 9, 3]
     pr = select_prompts(fg.astype(np.float32), 0.5, None, C6Config(graph_size=20, negatives=2), background=bg)
     assert (pr.labels == 0).sum() == 2 and (pr.labels == 1).sum() >= 1
 
@@ -164,7 +174,21 @@ def test_errors_name_the_problem():
         C6Config(segmenter="sam")
     with pytest.raises(ValueError, match="strategy must be one of"):
         C6Config(strategy="corners")
-    assert isinstance(affinity_graph(np.zeros((4, 4), bool), None)[0], sparse.csr_matrix)
+    W, nodes = affinity_graph(np.zeros((4, 4), bool), None)
+    assert isinstance(W, sparse.csr_matrix) and W.shape == (0, 0) and nodes.shape == (0, 2)
+
+
+@pytest.mark.parametrize("cam, threshold, match", [
+    (np.full((8, 8), np.nan), 0.5, "NaN or infinite"),
+    (np.ones((8, 8)), 1.5, r"threshold must be a background score in \[0, 1\]"),
+    (np.ones((8, 8)), -0.1, "threshold must be"),
+    (np.ones((8, 8)) * 7.0, 0.5, r"CAM values must lie in \[0, 1\]"),
+])
+def test_bad_cams_and_thresholds_are_refused_not_answered_with_empty_prompts(cam, threshold, match):
+    """Before, a NaN CAM or a threshold above 1 silently gave no prompts."""
+    for strategy in ("spectral", "peak", "box"):
+        with pytest.raises(ValueError, match=match):
+            select_prompts(cam, threshold, strategy=strategy)
 
 
 def test_mirror_symmetric_blobs_on_the_sparse_eigensolver_path():

@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from s2d_core.config import C3Config, C4Config, CAMConfig, PipelineConfig, PrototypeConfig
-from s2d_core.densify import METHODS
 from s2d_core.densify.calibration import (C3Objective, CalibratedCAM, calibrate, calibrated_scores, context_refine,
                                           discrepancy)
-from s2d_core.densify.multiproto import (C4Objective, MultiPrototypeCAM, cosine_kmeans, entropy_weight,
-                                         image_prototypes, multi_prototype_scores, prototype_bank)
+from s2d_core.densify.kmeans import kmeans as cosine_kmeans
+from s2d_core.densify.multiproto import (C4Objective, MultiPrototypeCAM, entropy_weight, image_prototypes,
+                                         multi_prototype_scores, prototype_bank)
+from s2d_core.pipeline import build_method, get_method, list_methods
 from s2d_core.densify.prototypes import (PrototypeCAM, consistency_l1, cosine_maps, hierarchical_features,
                                          prototype_probs, region_prototypes, seed_masks, with_background)
 from s2d_core.models import Classifier
@@ -162,7 +163,8 @@ def test_consistency_counts_background_and_tagged_channels_only():
 def test_entropy_weight():
     w = entropy_weight(torch.tensor([0.0, 0.5, 1.0, 0.11]))
     assert w[0] == pytest.approx(1, abs=1e-4) and w[1] == pytest.approx(0, abs=1e-6)
-    assert w[2] == pytest.approx(1, abs=1e-4) and 0 < w[3] < 1
+    # H_2(0.11) = 0.11 log2(1 / 0.11) + 0.89 log2(1 / 0.89) = 0.3503 + 0.1496 = 0.4999: weight 1 - H_2 = 0.5
+    assert w[2] == pytest.approx(1, abs=1e-4) and w[3] == pytest.approx(0.5, abs=1e-3)
 
 
 # --- cosine k-means with optimal transport ----------------------------------------------------
@@ -278,8 +280,9 @@ def test_objectives_train_through_the_cam(objective):
     assert extra > 0 and model.head.weight.grad.abs().sum() > 0  # it trains the classifier through its CAM
     cfg_name = "c3" if isinstance(objective, C3Objective) else "c4"
     zero = type(objective)(cfg=getattr(objective, "cfg").replace(loss_weight=0.0))
-    assert cfg_name in objective.config and torch.allclose(zero(model, batch), plain)
-    assert "output" not in objective.config[cfg_name]  # read-out settings do not retrain
+    assert cfg_name in objective.config() and torch.allclose(zero(model, batch), plain)
+    assert "output" not in objective.config()[cfg_name]  # read-out settings do not retrain
+    assert objective.identity() == {"name": cfg_name, "version": objective.version, "config": objective.config()}
 
 
 @pytest.mark.parametrize("method", [PrototypeCAM, CalibratedCAM, MultiPrototypeCAM])
@@ -292,8 +295,10 @@ def test_methods_have_the_uniform_signature(method):
     assert out.shape == (2, 3, 32, 40) and out.min() >= 0 and out.max() <= 1
     assert (out[0, 1] == 0).all() and (out[1, 0] == 0).all() and (out[1, 2] == 0).all()
     assert model.training  # the caller's mode is restored
-    with pytest.raises(ValueError, match="needs the image tags"):
+    with pytest.raises(ValueError, match=r"needs \['tags'\] in the batch"):
         m(images, None)
+    with pytest.raises(ValueError, match=r"needs \['tags'\] in the batch.*got keys \['image'\]"):
+        m({"image": images})
     assert m.cache_key is None  # not a cached model
 
 
@@ -332,15 +337,21 @@ def test_densifier_configs_are_validated(kwargs, cls, match):
 def test_registered_methods_train_cache_and_run(tmp_path, monkeypatch):
     from registry_check import run_registered
 
-    assert {"cam", "proto", "c3", "c4"} <= set(METHODS)
+    assert {"cam", "prototype_cam", "mutual_calibration", "multi_prototype_ot"} <= set(list_methods())
+    # thesis labels and paper acronyms are aliases of the descriptive names
+    assert get_method("c3") is get_method("cpmc") is get_method("mutual_calibration")
+    assert get_method("proto").name == "prototype_cam" and get_method("C4").name == "multi_prototype_ot"
     keys, train, cfg = run_registered(("proto", "c3", "c4"), tmp_path, monkeypatch)
-    for name in ("proto", "c3", "c4"):  # from the cache now
-        assert METHODS[name](train, cfg, seed=0, progress=False)[0].cache_key["method"] == name
+    for name, canonical in (("proto", "prototype_cam"), ("c3", "mutual_calibration"), ("c4", "multi_prototype_ot")):
+        method, info = build_method(name, train, cfg, seed=0, progress=False)  # from the cache now
+        assert info["classifier"]["from_cache"] and method.cache_key["method"] == canonical
     # proto reads the baseline classifier; c3 and c4 train their own, and a second call loads them
-    assert keys["proto"] == METHODS["cam"](train, cfg, progress=False)[0].model.s2d_key
+    assert keys["proto"] == build_method("cam", train, cfg, progress=False)[1]["classifier"]["key"]
     assert len({keys["proto"], keys["c3"], keys["c4"]}) == 3
-    _, info = METHODS["c4"](train, cfg, seed=0, progress=False)
-    assert info["classifier"]["from_cache"]
     other = cfg.replace(c4=cfg.c4.replace(loss_weight=0.5))
-    assert METHODS["c4"](train, other, seed=0, progress=False)[0].model.s2d_key != keys["c4"]
+    assert build_method("c4", train, other, seed=0, progress=False)[1]["classifier"]["key"] != keys["c4"]
+    readout = cfg.replace(c4=cfg.c4.replace(output="mean"))  # a read-out setting reuses the network
+    assert build_method("c4", train, readout, seed=0, progress=False)[1]["classifier"]["key"] == keys["c4"]
     assert isinstance(PipelineConfig.from_dict(cfg.to_dict()).c4, C4Config)
+    with pytest.raises(ValueError, match="unknown method 'c9'.*mutual_calibration \\(c3, cpmc\\)"):
+        build_method("c9", train, cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from s2d_core.cam import CAM
 from s2d_core.cam.attention import ClassTokenAttention, class_attention_maps, rollout
 from s2d_core.config import AttentionConfig, C5Config, CAMConfig, PipelineConfig, ViTConfig
-from s2d_core.densify import METHODS
+from s2d_core.pipeline import build_method, get_method
 from s2d_core.densify.proxies import (C5Objective, ProxyCAM, background_proxy, proxy_contrastive_loss, proxy_maps,
                                       proxy_masses)
 from s2d_core.models.vit import ViTClassifier, block_attention, tokens_to_grid
@@ -70,7 +71,7 @@ def test_patch_cam_is_the_cnn_cam_of_the_patch_grid():
     x = torch.rand(2, 3, 64, 64)
     out = m.tokens(x)
     grid = tokens_to_grid(out["patch"], out["grid"])
-    raw = CAM(m).raw(x)  # scale 1, no flip: bilinear upsampling of ReLU(W^T P)
+    raw = CAM(m, CAMConfig(scales=(1.0,), flip=False)).raw(x)  # bilinear upsampling of ReLU(W^T P)
     ref = F.interpolate(F.relu(m.class_maps(grid)), size=(64, 64), mode="bilinear", align_corners=False)
     assert torch.allclose(raw, ref, atol=1e-5)
     _, s_patch = m.scores(out)  # the default pooling is max (ToCo): the score is the map's peak
@@ -321,7 +322,7 @@ def test_c5_objective_reaches_tokens_and_heads():
     proxy_contrastive_loss(st["similarity"], st["members"], batch["tags"]).backward()
     assert m.class_tokens.grad.abs().sum() > 0 and m.vit.patch_embed.proj.weight.grad.abs().sum() > 0
     assert m.token_head.grad is None or m.token_head.grad.abs().sum() == 0  # not a classification term
-    assert obj.config == {"c5": obj.cfg.to_dict()}
+    assert obj.config() == {"c5": obj.cfg.to_dict()}
 
 
 def test_proxy_cam_has_the_uniform_signature_and_plans_have_the_masses():
@@ -355,9 +356,11 @@ def test_c5_config_is_validated(kwargs, match):
 def test_vit_methods_train_cache_and_run(tmp_path, monkeypatch):
     from registry_check import run_registered
 
-    keys, train, cfg = run_registered(("vit_cam", "vit_attn", "c5"), tmp_path, monkeypatch)
-    assert keys["vit_cam"] == keys["vit_attn"] != keys["c5"]
-    _, info = METHODS["c5"](train, cfg, seed=0, progress=False)
+    assert get_method("vit_cam").name == "patch_token_cam" and get_method("mctformer").name == "class_token_attention"
+    assert get_method("c5") is get_method("otpl") is get_method("ot_proxy")
+    keys, train, cfg = run_registered(("patch_token_cam", "class_token_attention", "c5"), tmp_path, monkeypatch)
+    assert keys["patch_token_cam"] == keys["class_token_attention"] != keys["c5"]
+    _, info = build_method("ot_proxy", train, cfg, seed=0, progress=False)
     assert info["classifier"]["from_cache"]
     assert isinstance(PipelineConfig.from_dict(cfg.to_dict()).c5, C5Config)
 
@@ -382,15 +385,34 @@ def test_region_cosines_by_hand():
         region_cosines([f.flatten(0, 1)], [{"mask": mask, "emblem": emblem}])
 
 
-def test_token_panels_shapes():
+def test_token_panels_lay_each_map_of_the_first_tagged_class_on_the_grid():
     from s2d_core.data import get_dataset
     from s2d_core.eval.token_diagnostics import token_panels
 
     item = get_dataset("synthetic", "train", "tiny", progress=False)[0]
-    m = _vit(c=item["tags"].numel())
+    n_cls = item["tags"].numel()
+    m = _vit(c=n_cls)
     p = token_panels(m, item)
     k = int(torch.nonzero(item["tags"])[0, 0])
-    assert p["class"] == k and p["plan"].shape == (1 + item["tags"].numel(), 64)
-    for name in ("class-token attention", "attention rollout", "cosine to class token", "patch-token CAM",
-                 "plan: class row", "plan: background row", "proxy CAM"):
-        assert p[name].shape == (8, 8) and p[name].min() >= 0 and p[name].max() <= 1 + 1e-6, name
+    assert p["class"] == k
+    # the same quantities from the model's pieces, token i at row i // 8, column i % 8 of the 8 x 8 grid
+    x = item["image"][None]
+    with torch.no_grad():
+        out = m.tokens(x, attention_layers=2)
+        st = proxy_maps(m, out, item["tags"][None])
+        cos = F.normalize(out["patch"][0], dim=-1) @ F.normalize(out["class"][0, k], dim=0)
+        score = out["patch"][0] @ m.head.weight[k].flatten()
+    grid = lambda v: v.reshape(8, 8)  # noqa: E731
+    unit = lambda v: (v / v.max()).numpy()  # noqa: E731 - every panel but the proxy CAM is divided by its max
+    expected = {
+        "class-token attention": unit(grid(out["attention"][-1][0, k, n_cls:])),  # last block, class row k
+        "attention rollout": unit(grid(rollout(out["attention"])[0, k, n_cls:])),
+        "cosine to class token": unit(grid(cos.clamp_min(0))),
+        "patch-token CAM": unit(grid(F.relu(score))),
+        "plan: class row": unit(grid(st["plan"][0, 1 + k])),                        # row 0 is the background
+        "plan: background row": unit(grid(st["plan"][0, 0])),
+        "proxy CAM": st["maps"][0, k].numpy(),
+    }
+    for name, ref in expected.items():
+        np.testing.assert_allclose(p[name], ref, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(p["plan"], st["plan"][0].numpy(), atol=1e-6)

@@ -16,13 +16,11 @@ max-normalised and restricted to the image's tags: ``method(images, tags) -> (B,
 
 from __future__ import annotations
 
-import sys
-
 import torch
 
-from ..config import AttentionConfig, CAMConfig
 from ..models.vit import ViTClassifier, tokens_to_grid
-from .cam import max_normalise, restrict_to_tags, scale_flip_average
+from .base import MapMethod, register_method
+from .config import AttentionConfig, CAMConfig
 
 
 def rollout(attentions: list[torch.Tensor]) -> torch.Tensor:
@@ -51,42 +49,35 @@ def class_attention_maps(model: ViTClassifier, images: torch.Tensor,
     return tokens_to_grid(att[:, :c, c:].transpose(1, 2), out["grid"])
 
 
-class ClassTokenAttention:
-    """Class-token attention CAM with the uniform signature ``method(images, tags)``.
+class ClassTokenAttention(MapMethod):
+    """Class-token attention maps with the one signature ``method(batch)`` / ``method(images, tags)``.
 
     >>> method = ClassTokenAttention(vit_classifier, CAMConfig(), AttentionConfig(rollout=True))
     >>> maps = method(images, tags)       # (B, C, H, W) in [0, 1]
     """
 
+    name = "class_token_attention"
+    needs = ()
+    normalise = "max"
+
     def __init__(self, model: ViTClassifier, cam_cfg: CAMConfig = CAMConfig(),
-                 cfg: AttentionConfig = AttentionConfig()) -> None:
+                 cfg: AttentionConfig = AttentionConfig(), model_key: str | None = None) -> None:
         if not isinstance(model, ViTClassifier):
             raise TypeError(f"ClassTokenAttention needs a ViTClassifier (one class token per class), "
                             f"got {type(model).__name__}")
-        self.model, self.cam_cfg, self.cfg = model, cam_cfg, cfg
+        super().__init__(model, cam_cfg, model_key)
+        self.cfg = cfg
 
-    @property
-    def cache_key(self) -> dict | None:
-        from .. import cache
-        from ..models import vit
+    def config(self) -> dict:
+        return {**super().config(), "attention": self.cfg.to_dict()}
 
-        model_key = getattr(self.model, "s2d_key", None)
-        if model_key is None:
-            return None
-        return {"method": "vit_attn", "model": model_key, "cam": self.cam_cfg.to_dict(), "attention": self.cfg.to_dict(),
-                "source": cache.config_key({}, [sys.modules[__name__], vit])}
+    def single(self, images: torch.Tensor, tags: torch.Tensor | None) -> torch.Tensor:
+        return class_attention_maps(self.model, self.model.fit_size(images), self.cfg)
 
-    @torch.no_grad()
-    def __call__(self, images: torch.Tensor, tags: torch.Tensor | None = None) -> torch.Tensor:
-        model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            maps = scale_flip_average(lambda x, _: class_attention_maps(model, model.fit_size(x), self.cfg),
-                                      images, None, self.cam_cfg.scales, self.cam_cfg.flip)
-            return restrict_to_tags(max_normalise(maps), None if tags is None else tags.to(images.device))
-        finally:
-            model.train(was_training)
 
+register_method(
+    "class_token_attention", "attention of each class token to the patch tokens of a ViT classifier",
+    lambda model, cfg, model_key=None, **_: ClassTokenAttention(model, cfg.cam, cfg.attention, model_key),
+    classifier="vit", aliases=("vit_attn", "mctformer"), paper="MCTformer, CVPR 2022", record_name="vit_attn")
 
 __all__ = ["ClassTokenAttention", "class_attention_maps", "rollout"]

@@ -9,18 +9,18 @@ mode of weakly supervised segmentation that a later method in the book exists to
 4. irregular soft boundaries and clutter: ``boundary_irregularity``, ``boundary_softness``,
    ``clutter``, ``noise_std``
 
-Named presets (``cpu``, ``gpu``, ...) live in :mod:`s2d_core.presets`.
+Named presets (``cpu``, ``gpu``, ``tiny``) live in :mod:`s2d_core.data.presets`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+
+from ..configbase import Config, at_least, between, check, non_negative
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(Config):
     """All knobs of the procedural scene generator.
 
     Lengths are fractions of ``image_size`` unless the name says ``px``, so a preset looks
@@ -97,43 +97,25 @@ class SyntheticConfig:
     name: str = ""
     """Label of the configuration (a preset's name); used in cache file names, not a knob."""
 
-    def __post_init__(self) -> None:
-        _check(isinstance(self.image_size, int) and self.image_size >= 32,
-               "image_size", self.image_size, "an int >= 32")
-        _check(isinstance(self.n_classes, int) and 1 <= self.n_classes <= 12,
-               "n_classes", self.n_classes, "an int in [1, 12]")
-        for name in ("n_train", "n_val", "n_test"):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 0, name, v, "an int >= 0")
-        _check(isinstance(self.min_objects, int) and self.min_objects >= 1,
-               "min_objects", self.min_objects, "an int >= 1")
-        _check(isinstance(self.max_objects, int) and self.min_objects <= self.max_objects <= 6,
-               "max_objects", self.max_objects, f"an int in [min_objects={self.min_objects}, 6]")
-        r = self.object_radius
-        _check(isinstance(r, (tuple, list)) and len(r) == 2 and 0.03 <= r[0] <= r[1] <= 0.35,
-               "object_radius", r, "a pair (lo, hi) with 0.03 <= lo <= hi <= 0.35")
-        for name, lo, hi in (("emblem_frac", 0.01, 0.6), ("body_specificity", 0.0, 1.0),
-                             ("context_prob", 0.0, 1.0), ("context_distractor_prob", 0.0, 1.0),
-                             ("boundary_irregularity", 0.0, 1.0), ("noise_std", 0.0, 0.3),
-                             ("scribble_length", 0.05, 2.0)):
-            v = getattr(self, name)
-            _check(isinstance(v, (int, float)) and lo <= v <= hi, name, v, f"a number in [{lo}, {hi}]")
-        _check(isinstance(self.context_scale, (int, float)) and 1.0 <= self.context_scale <= 5.0,
-               "context_scale", self.context_scale, "a number in [1, 5]")
-        _check(isinstance(self.boundary_softness, (int, float)) and 0.05 <= self.boundary_softness <= 5.0,
-               "boundary_softness", self.boundary_softness, "a number in [0.05, 5]")
-        _check(isinstance(self.clutter, (int, float)) and 0.0 <= self.clutter <= 30.0,
-               "clutter", self.clutter, "a number in [0, 30]")
-        _check(isinstance(self.n_subtypes, int) and 1 <= self.n_subtypes <= 6,
-               "n_subtypes", self.n_subtypes, "an int in [1, 6]")
-        _check(isinstance(self.n_body_styles, int) and self.n_subtypes <= self.n_body_styles <= 16,
-               "n_body_styles", self.n_body_styles,
-               f"an int in [n_subtypes={self.n_subtypes}, 16] (each class needs distinct styles)")
-        for name, lo in (("void_width", 0), ("scribble_width", 1), ("bg_scribbles", 0)):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= lo, name, v, f"an int >= {lo}")
-        # tuples survive YAML/JSON as lists; normalise so equal configs hash equally
-        object.__setattr__(self, "object_radius", (float(r[0]), float(r[1])))
+    rules = {
+        "image_size": at_least(32), "n_classes": between(1, 12), "n_train": non_negative, "n_val": non_negative,
+        "n_test": non_negative, "min_objects": at_least(1), "emblem_frac": between(0.01, 0.6),
+        "body_specificity": between(0, 1), "n_subtypes": between(1, 6), "context_prob": between(0, 1),
+        "context_scale": between(1, 5), "context_distractor_prob": between(0, 1),
+        "boundary_irregularity": between(0, 1), "boundary_softness": between(0.05, 5), "clutter": between(0, 30),
+        "noise_std": between(0, 0.3), "void_width": non_negative, "scribble_width": at_least(1),
+        "scribble_length": between(0.05, 2), "bg_scribbles": non_negative,
+    }
+
+    def validate(self) -> None:
+        check(self.min_objects <= self.max_objects <= 6,
+              f"SyntheticConfig.max_objects must be in [min_objects={self.min_objects}, 6], got {self.max_objects}")
+        lo, hi = self.object_radius
+        check(0.03 <= lo <= hi <= 0.35,
+              f"SyntheticConfig.object_radius must be (lo, hi) with 0.03 <= lo <= hi <= 0.35, got {self.object_radius}")
+        check(self.n_subtypes <= self.n_body_styles <= 16,
+              f"SyntheticConfig.n_body_styles must be in [n_subtypes={self.n_subtypes}, 16] (each class needs "
+              f"distinct styles), got {self.n_body_styles}")
 
     # ------------------------------------------------------------------------------------
     def split_size(self, split: str) -> int:
@@ -142,31 +124,3 @@ class SyntheticConfig:
         if split not in sizes:
             raise ValueError(f"unknown split {split!r}: expected one of {sorted(sizes)}")
         return sizes[split]
-
-    def replace(self, **changes: Any) -> "SyntheticConfig":
-        """A copy with some knobs changed (validated again)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise TypeError(f"unknown SyntheticConfig knob(s) {sorted(unknown)}; "
-                            f"valid knobs: {sorted(f.name for f in dataclasses.fields(self))}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SyntheticConfig":
-        """Build from a plain mapping (e.g. loaded from YAML), rejecting unknown keys."""
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - valid
-        if unknown:
-            raise ValueError(f"unknown SyntheticConfig key(s) {sorted(unknown)}; valid keys: {sorted(valid)}")
-        data = dict(data)
-        if "object_radius" in data:
-            data["object_radius"] = tuple(data["object_radius"])
-        return cls(**data)
-
-
-def _check(ok: bool, name: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ValueError(f"SyntheticConfig.{name} = {value!r} is invalid: expected {expected}")

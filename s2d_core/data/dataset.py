@@ -1,7 +1,12 @@
 """The synthetic benchmark as a torch ``Dataset``.
 
 Scenes of a split are generated once (with a progress bar), stored as one ``.npz`` in the
-artifact cache keyed by the config and the generator's source, and served from memory.
+artifact cache keyed by the config and the generator's recipe version
+(:data:`~s2d_core.data.synthetic.RECIPE_VERSION`), and served from memory.
+
+Every data set of the package says whether its images share one size (``fixed_size``):
+batches of such a set can be stacked whole, CAMs of the split held as one array; real data
+(VOC) is processed one image at a time or cropped.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
-
 from .. import cache
-from . import annotations, synthetic, textures
+from ..progress import progress as progress_bar
+from . import synthetic
 from .config import SyntheticConfig
+from .presets import get_preset
 
 _FIXED = ("image", "mask", "instances", "tags", "scribbles", "emblem", "context")
 _RAGGED = ("classes", "subtypes", "points", "boxes")
@@ -36,21 +41,20 @@ def generate_split(cfg: SyntheticConfig, split: str, use_cache: bool = True,
     n = cfg.split_size(split)
     path = None
     if use_cache:
-        key = cache.config_key({"cfg": cfg.to_dict(), "split": split},
-                               modules=(synthetic, annotations, textures))
+        key = cache.artifact_key("synthetic-split", synthetic.RECIPE_VERSION, {"cfg": cfg.to_dict(), "split": split})
         path = cache.cache_dir() / "synthetic" / f"{cfg.name or 'custom'}-{split}-{key}.npz"
-        if path.exists():
-            with np.load(path, allow_pickle=False) as z:
-                return _unpack(dict(z), n)
+        data = cache.load_cached(path, lambda p: _read_split(p, n), f"synthetic split {cfg.name or 'custom'}/{split}")
+        if data is not None:
+            return data
     if workers is None:
         workers = min(os.cpu_count() or 1, 8) if n >= 200 else 1
     render = functools.partial(synthetic.render_scene, cfg, split)
-    bar = dict(total=n, desc=f"generating {cfg.name or 'synthetic'}/{split}", disable=not progress, leave=False)
+    bar = dict(total=n, desc=f"generating {cfg.name or 'synthetic'}/{split}", disable=not progress)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            scenes = list(tqdm(pool.map(render, range(n), chunksize=16), **bar))
+            scenes = list(progress_bar(pool.map(render, range(n), chunksize=16), **bar))
     else:
-        scenes = [render(i) for i in tqdm(range(n), **bar)]
+        scenes = [render(i) for i in progress_bar(range(n), **bar)]
     data: dict = {k: np.stack([s[k] for s in scenes]) if n else np.zeros((0,)) for k in _FIXED}
     for k in _RAGGED:
         data[k] = [s[k] for s in scenes]
@@ -59,6 +63,11 @@ def generate_split(cfg: SyntheticConfig, split: str, use_cache: bool = True,
         np.savez_compressed(buf, **_pack(data))
         cache.atomic_write_bytes(path, buf.getvalue())
     return data
+
+
+def _read_split(path, n: int) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return _unpack(dict(z), n)
 
 
 def _pack(data: dict) -> dict[str, np.ndarray]:
@@ -74,7 +83,7 @@ def _pack(data: dict) -> dict[str, np.ndarray]:
 def _unpack(z: dict, n: int) -> dict:
     counts = z.pop("counts")
     if len(counts) != n:
-        raise ValueError(f"cached split holds {len(counts)} scenes, expected {n}; delete the cache file")
+        raise ValueError(f"the file holds {len(counts)} scenes, expected {n}")
     split_at = np.cumsum(counts)[:-1]
     for k in _RAGGED:
         z[k] = list(np.split(z[k], split_at))
@@ -100,12 +109,16 @@ class SyntheticSegmentation(Dataset):
     Batch items with :func:`collate`, since ``K`` varies.
     """
 
+    fixed_size = True
+    """All images of a synthetic split have one size (``config.image_size``)."""
+
     def __init__(self, config: SyntheticConfig | str = "cpu", split: str = "train",
                  transform=None, use_cache: bool = True, progress: bool = True,
                  workers: int | None = None) -> None:
         if isinstance(config, str):
-            from ..presets import get_preset
             config = get_preset(config)
+        if not isinstance(config, SyntheticConfig):
+            raise TypeError(f"config must be a SyntheticConfig or a preset name, got {type(config).__name__}")
         self.config = config
         self.split = split
         self.transform = transform
@@ -116,6 +129,14 @@ class SyntheticSegmentation(Dataset):
 
     def __len__(self) -> int:
         return len(self.data["classes"])
+
+    def identity(self) -> dict:
+        """What identifies this split in cache keys and benchmark records (JSON-able)."""
+        if self.transform is not None:
+            raise ValueError("a SyntheticSegmentation with a transform cannot be identified for the cache; "
+                             "pass use_cache=False or a data set without a transform")
+        return {"name": "synthetic", "config": self.config.to_dict(), "split": self.split,
+                "version": synthetic.RECIPE_VERSION}
 
     def __getitem__(self, i: int) -> dict:
         if not -len(self) <= i < len(self):

@@ -17,7 +17,8 @@ and this module is built to be **disjoint from the benchmark** (:mod:`.synthetic
   the part and the whole (SAM's reason for returning three masks).
 
 A scene returns the image, the visible instance map and the part map. Everything is a plain
-NumPy function of a seed, like the benchmark.
+NumPy function of a seed, like the benchmark. A stored world holds its images as uint8, the
+form in which SAM's predictor receives every image (and a quarter of the memory of float32).
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ import io
 
 import numpy as np
 from scipy import ndimage
-from tqdm.auto import tqdm
 
 from .. import cache
+from ..arrays import to_uint8
+from ..progress import progress as progress_bar
 from .textures import colourise, hsv
 
 SHAPES = ("polygon", "superellipse", "crescent", "capsule")
 TEXTURES = ("plain", "plaid", "rings", "hatch", "marble")
+#: Recipe version of a stored object world (2: images stored as uint8).
+RECIPE_VERSION = 2
 
 
 def _smooth(shape, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -160,25 +164,33 @@ def render_object_scene(seed: int | np.random.SeedSequence, size: int = 64,
 
 def object_world(n: int, size: int = 64, seed: int = 0, split: str = "train",
                  use_cache: bool = True, progress: bool = True) -> dict[str, np.ndarray]:
-    """``n`` object-world scenes stacked: ``image`` ``(n, H, W, 3)``, ``instances`` and ``parts``
-    ``(n, H, W)``. ``split`` ``"train"``/``"test"`` seeds disjoint scenes. Cached like the benchmark."""
+    """``n`` object-world scenes stacked: ``image`` ``(n, H, W, 3)`` uint8, ``instances`` and ``parts``
+    ``(n, H, W)`` uint8. ``split`` ``"train"``/``"test"`` seeds disjoint scenes. Cached like the benchmark."""
     if split not in ("train", "test"):
         raise ValueError(f"object_world split must be 'train' or 'test', got {split!r}")
     if n < 1 or size < 32:
         raise ValueError(f"object_world needs n >= 1 and size >= 32, got n={n}, size={size}")
-    import sys
-
-    key = cache.config_key({"n": n, "size": size, "seed": seed, "split": split}, modules=(sys.modules[__name__],))
+    key = cache.artifact_key("object-world", RECIPE_VERSION, {"n": n, "size": size, "seed": seed, "split": split})
     path = cache.cache_dir() / "objects" / f"objects-{split}-{key}.npz"
-    if use_cache and path.exists():
-        with np.load(path) as z:
-            return dict(z)
+    if use_cache:
+        out = cache.load_cached(path, _read_world, f"object world ({n} scenes, {split})")
+        if out is not None:
+            return out
     tag = 0 if split == "train" else 1
     scenes = [render_object_scene(np.random.SeedSequence([seed, 104729, tag, i]), size)
-              for i in tqdm(range(n), desc=f"object world/{split}", disable=not progress, leave=False)]
-    out = {k: np.stack([s[k] for s in scenes]) for k in ("image", "instances", "parts")}
+              for i in progress_bar(range(n), desc=f"object world/{split}", disable=not progress)]
+    out = {"image": np.stack([to_uint8(s["image"]) for s in scenes]),
+           **{k: np.stack([s[k] for s in scenes]) for k in ("instances", "parts")}}
     if use_cache:
         buf = io.BytesIO()
         np.savez_compressed(buf, **out)
         cache.atomic_write_bytes(path, buf.getvalue())
+    return out
+
+
+def _read_world(path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        out = dict(z)
+    if set(out) != {"image", "instances", "parts"} or out["image"].dtype != np.uint8:
+        raise ValueError(f"not an object world: arrays {sorted(out)}")
     return out

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
+
+from ..tables import to_markdown
 
 
 def class_statistics(data: dict, class_names: Sequence[str]) -> list[dict]:
@@ -71,11 +74,10 @@ def annotation_density(data: dict) -> dict[str, float]:
 
 
 def markdown_table(rows: list[dict], floatfmt: str = ".1f") -> str:
-    """A Markdown table from a list of dicts with the same keys."""
+    """A Markdown table from a list of dicts with the same keys (floats formatted with ``floatfmt``)."""
     if not rows:
         raise ValueError("markdown_table needs at least one row")
-    keys = list(rows[0])
-    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
+    # cells become text before pandas sees them: a column of ints and floats would turn into floats
+    text = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)  # noqa: E731
+    cells = pd.DataFrame(rows, columns=list(rows[0]), dtype=object).map(text)
+    return to_markdown(cells)

@@ -51,6 +51,9 @@ _BODY_TEXTURES = ("flat", "stripes", "dots", "checker", "noise")
 _SHAPE_FAMILIES = ("round", "long", "star", "lumpy")
 _EMBLEM_PATTERNS = ("rings", "split", "spot", "cross")
 SPLITS = ("train", "val", "test")
+#: Recipe version of a generated split (this module, :mod:`.textures`, :mod:`.annotations`): bump it
+#: when a change alters any generated pixel or label, so cached splits are regenerated.
+RECIPE_VERSION = 1
 
 
 @dataclass(frozen=True)

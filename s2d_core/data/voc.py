@@ -287,6 +287,8 @@ class VOCSegmentation(Dataset):
 
     class_names: tuple = VOC_CLASSES
     num_classes: int = _NUM_CLASSES
+    fixed_size = False
+    """VOC images differ in size: processed one at a time, or cropped for training."""
 
     def __init__(
         self,
@@ -382,6 +384,14 @@ class VOCSegmentation(Dataset):
             )
 
     # --------------------------------------------------------------- loading
+    def identity(self) -> dict:
+        """What identifies this split in cache keys and benchmark records (JSON-able)."""
+        if self.transform is not None:
+            raise ValueError("a VOCSegmentation with a transform cannot be identified for the cache; "
+                             "pass use_cache=False or a data set without a transform")
+        return {"name": type(self).__name__, "root": str(Path(self.root).resolve()), "split": self.split,
+                "mask_dir": str(Path(self.mask_dir).resolve()), "n": len(self)}
+
     def __len__(self) -> int:
         return len(self.ids)
 

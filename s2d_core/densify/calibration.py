@@ -1,4 +1,4 @@
-"""C3: classifier / prototype mutual calibration (CPMC, IEEE TCSVT 2024), as we read it.
+"""C3, ``mutual_calibration``: classifier / prototype mutual calibration (CPMC, IEEE TCSVT 2024), as we read it.
 
 Two maps of one image disagree in instructive places. The classifier CAM is sharp but
 incomplete (it fires on the emblem) and leaks onto co-occurring context; the prototype CAM
@@ -21,7 +21,7 @@ correct the other:
    each cell weighted by the target's certainty :math:`1 - H_2(\\hat P)` (our addition, see
    ``C3Config.certainty_weighting``: trained from scratch, the unweighted loss collapses).
 
-Design choices the paper leaves open (all in :class:`~s2d_core.config.C3Config`): the
+Design choices the paper leaves open (all in :class:`~s2d_core.densify.config.C3Config`): the
 affinity (cosine of hierarchical features raised to AffinityNet's power :math:`\\beta = 8`, one
 step); binarising both
 maps at :math:`\\theta = 0.5`; one local prototype per class and region type per image; the
@@ -36,10 +36,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..cam.cam import max_normalise
-from ..config import C3Config, PrototypeConfig
+from ..cam.base import MapMethod, max_normalise, register_method
+from ..cam.config import CAMConfig
 from ..models.classifier import Classifier
-from .prototypes import (MapMethod, classifier_cam, consistency_l1, cosine_maps, entropy_weight,
+from .config import C3Config, PrototypeConfig
+from .prototypes import (ConsistencyObjective, classifier_cam, consistency_l1, cosine_maps, entropy_weight,
                          hierarchical_features, probs_with_background, prototype_probs, region_prototypes, seed_masks,
                          with_background)
 
@@ -116,57 +117,57 @@ def calibrate(model: Classifier, stages: list[torch.Tensor], tags: torch.Tensor,
     return {"cam": cams, "proto": probs, "calibrated": calibrated, "fn": fn, "fp": fp}
 
 
-class C3Objective:
+class C3Objective(ConsistencyObjective):
     """Training loss of C3: multi-label soft margin + ``loss_weight`` x L1 consistency (step 5)."""
 
     name = "c3"
+    version = 1
 
     def __init__(self, proto_cfg: PrototypeConfig = PrototypeConfig(), cfg: C3Config = C3Config()) -> None:
-        import sys
+        self.proto_cfg, self.cfg, self.loss_weight = proto_cfg, cfg, cfg.loss_weight
 
-        from . import prototypes
+    def config(self) -> dict:
+        # the read-out (``output``) does not change training: it stays out of the cache key
+        return {"prototype": self.proto_cfg.to_dict(), "c3": {k: v for k, v in self.cfg.to_dict().items() if k != "output"}}
 
-        self.proto_cfg, self.cfg = proto_cfg, cfg
-        # the read-out (``output``) does not change training: leave it out of the cache key
-        self.config = {"prototype": proto_cfg.to_dict(),
-                       "c3": {k: v for k, v in cfg.to_dict().items() if k != "output"}}
-        self.modules = [prototypes, sys.modules[__name__]]
-
-    def __call__(self, model: Classifier, batch: dict) -> torch.Tensor:
-        images, tags = batch["image"], batch["tags"]
-        stages = model.stages(images)
-        logits = model.class_maps(stages[-1].mean((2, 3), keepdim=True)).flatten(1)
-        loss = model.loss(logits, tags)
-        if self.cfg.loss_weight == 0:
-            return loss
+    def consistency(self, model: Classifier, stages: list[torch.Tensor], tags: torch.Tensor) -> torch.Tensor:
         out = calibrate(model, stages, tags, self.proto_cfg, self.cfg)
         target = probs_with_background(out["calibrated"])
         weight = entropy_weight(target) if self.cfg.certainty_weighting else None
-        return loss + self.cfg.loss_weight * consistency_l1(with_background(out["cam"]), target, tags, weight)
+        return consistency_l1(with_background(out["cam"]), target, tags, weight)
 
 
 class CalibratedCAM(MapMethod):
-    """The C3 map over a classifier (trained with :class:`C3Objective`, or any other)."""
+    """The C3 map over a classifier (trained with :class:`C3Objective`, or any other).
 
-    name = "c3"
+    >>> method = CalibratedCAM(classifier, CAMConfig(), C3Config(), PrototypeConfig())
+    >>> maps = method(images, tags)     # (B, C, H, W) in [0, 1]
+    """
 
-    def __init__(self, model: Classifier, cam_cfg, cfg: C3Config = C3Config(),
-                 proto_cfg: PrototypeConfig = PrototypeConfig()) -> None:
-        super().__init__(model, cam_cfg, cfg)
-        self.proto_cfg = proto_cfg
+    name = "mutual_calibration"
 
-    @property
-    def cache_key(self) -> dict | None:
-        key = super().cache_key
-        return None if key is None else {**key, "prototype": self.proto_cfg.to_dict()}
+    def __init__(self, model: Classifier, cam_cfg: CAMConfig = CAMConfig(), cfg: C3Config = C3Config(),
+                 proto_cfg: PrototypeConfig = PrototypeConfig(), model_key: str | None = None) -> None:
+        super().__init__(model, cam_cfg, model_key)
+        self.cfg, self.proto_cfg = cfg, proto_cfg
+
+    def config(self) -> dict:
+        return {**super().config(), "c3": self.cfg.to_dict(), "prototype": self.proto_cfg.to_dict()}
 
     def single(self, images: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
-        out = calibrate(self.model, self.model.stages(images), tags, self.proto_cfg, self.method_cfg)
-        if self.method_cfg.output == "classifier":
+        out = calibrate(self.model, self.model.stages(images), tags, self.proto_cfg, self.cfg)
+        if self.cfg.output == "classifier":
             return out["cam"]
-        if self.method_cfg.output == "mean":
+        if self.cfg.output == "mean":
             return (out["cam"] + out["calibrated"]) / 2
         return out["calibrated"]
 
+
+register_method(
+    "mutual_calibration", "classifier and prototype CAMs correct each other where they disagree; "
+    "trained with an L1 consistency between them",
+    lambda model, cfg, model_key=None, **_: CalibratedCAM(model, cfg.cam, cfg.c3, cfg.prototype, model_key),
+    objective=lambda cfg: C3Objective(cfg.prototype, cfg.c3),
+    aliases=("c3", "cpmc"), label="C3", paper="CPMC, TCSVT 2024", record_name="c3")
 
 __all__ = ["C3Objective", "CalibratedCAM", "calibrate", "calibrated_scores", "context_refine", "discrepancy"]

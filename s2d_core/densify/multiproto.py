@@ -1,4 +1,4 @@
-"""C4: several prototypes per class, balanced by optimal transport (POT, CVPR 2025), as we read it.
+"""C4, ``multi_prototype_ot``: several prototypes per class, balanced by optimal transport (POT, CVPR 2025), as we read it.
 
 One prototype per class is a mean, and a mean of two different things resembles neither:
 the seed region of an object holds its emblem *and* some of its body, and the body cells
@@ -27,7 +27,7 @@ class instead and lets a cell match the closest one:
    ``1 - max``) and the prototype CAM (a target, without gradients), every cell and channel
    weighted by :math:`1 - H_2(P)` (binary entropy in bits), so uncertain cells count less.
 
-Design choices the abstract leaves open (:class:`~s2d_core.config.C4Config`): prototypes
+Design choices the abstract leaves open (:class:`~s2d_core.densify.config.C4Config`): prototypes
 are image-specific by default (``scope="image"``; ``"dataset"`` pools confident cells of the
 whole training set into one fixed bank); the significance score of a cell is its CAM value;
 the class map is the max over prototypes; a fixed 50 Sinkhorn iterations per k-means step.
@@ -35,102 +35,20 @@ the class map is the max over prototypes; a fixed 50 Sinkhorn iterations per k-m
 
 from __future__ import annotations
 
-import sys
+import hashlib
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import C4Config, PrototypeConfig
+from ..cam.base import MapMethod, register_method
+from ..cam.config import CAMConfig
+from ..data import collate
 from ..models.classifier import Classifier
-from .ot import sinkhorn
-from .prototypes import (MapMethod, classifier_cam, consistency_l1, entropy_weight, hierarchical_features,
+from .config import C4Config, PrototypeConfig
+from .kmeans import kmeans
+from .prototypes import (ConsistencyObjective, classifier_cam, consistency_l1, entropy_weight, hierarchical_features,
                          probs_with_background, prototype_probs, seed_masks, with_background)
-
-
-def _farthest_point_init(x: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
-    """k well-spread starting centroids per group (deterministic): the feature closest to the
-    group's mean, then repeatedly the feature least similar to every centroid chosen so far.
-    x (G, N, D) unit rows, valid (G, N) -> (G, k, D)."""
-    g = torch.arange(len(x), device=x.device)
-    mean = F.normalize((x * valid[..., None]).sum(1), dim=-1)
-    first = torch.einsum("gnd,gd->gn", x, mean).masked_fill(~valid, float("-inf")).argmax(1)
-    chosen = [x[g, first]]
-    best = torch.einsum("gnd,gd->gn", x, chosen[0]).masked_fill(~valid, float("inf"))
-    for _ in range(1, k):
-        chosen.append(x[g, best.argmin(1)])
-        best = torch.maximum(best, torch.einsum("gnd,gd->gn", x, chosen[-1]))  # padding stays at +inf
-    return torch.stack(chosen, 1)
-
-
-def cosine_kmeans(x: torch.Tensor, k: int | torch.Tensor, iters: int = 10, assignment: str = "ot", epsilon: float = 0.05,
-                  scores: torch.Tensor | None = None, capacity_temperature: float = 0.25,
-                  mask: torch.Tensor | None = None, sinkhorn_iters: int = 50):
-    """Cluster features on the unit sphere into ``k`` prototypes, many groups at once.
-
-    Parameters
-    ----------
-    x : (N, D) features, or (G, N, D) for G independent groups (normalised here).
-    k : prototypes per group, or a (G,) tensor of per-group counts (the output has max(k)
-        slots); a group with n < k valid features gets n valid prototypes.
-    assignment : ``"nearest"`` (plain spherical k-means: each feature to its most similar
-        prototype) or ``"ot"`` (soft assignment = n x the Sinkhorn plan: rows sum to 1 and
-        prototype ``k`` receives the share ``b_k`` of the features).
-    scores : (N,) or (G, N) significance of each feature (e.g. its CAM value). Given, the
-        capacities are ``b = softmax_k(mean score of cluster k / capacity_temperature)``
-        (similarity-aware transport); None: uniform 1/k.
-    mask : (N,) or (G, N) bool, which features are real (groups padded to one N).
-    sinkhorn_iters : fixed iteration count of each transport (the balance only needs to be
-        approximate inside k-means; a fixed count keeps a training step's cost fixed).
-
-    Returns
-    -------
-    prototypes (k, D) / (G, k, D) unit vectors, their validity (k,) / (G, k), and the final
-    soft assignment (N, k) / (G, N, k) (rows of valid features sum to 1).
-    """
-    single = x.ndim == 2
-    if single:
-        x = x[None]
-        mask = None if mask is None else mask[None]
-        scores = None if scores is None else scores[None]
-    if x.ndim != 3 or x.shape[1] == 0:
-        raise ValueError(f"x must be a non-empty (N, D) or (G, N, D) feature tensor, got shape {tuple(x.shape)}")
-    if assignment not in ("ot", "nearest"):
-        raise ValueError(f"assignment must be 'ot' or 'nearest', got {assignment!r}")
-    mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask.bool()
-    if mask.shape != x.shape[:2] or (scores is not None and scores.shape != x.shape[:2]):
-        raise ValueError(f"mask and scores must have shape {tuple(x.shape[:2])} like x's first dimensions")
-    n = mask.sum(1)
-    if (n == 0).any():
-        raise ValueError("every group needs at least one valid feature")
-    x = F.normalize(x, dim=-1) * mask[..., None]
-    k_g = torch.as_tensor(k, device=x.device).expand(len(x))
-    k = int(k_g.max())
-    valid = torch.arange(k, device=x.device)[None] < torch.minimum(n, k_g)[:, None]  # (G, k)
-    protos = _farthest_point_init(x, mask, k)
-    a = mask.to(x.dtype) / n[:, None]
-    q = None
-    for _ in range(iters):
-        sim = torch.einsum("gnd,gkd->gnk", x, protos)
-        if assignment == "nearest":
-            q = F.one_hot(sim.masked_fill(~valid[:, None], float("-inf")).argmax(-1), k).to(x.dtype)
-        else:
-            logits = torch.zeros_like(valid, dtype=x.dtype)
-            if scores is not None:  # mean score of the cells each prototype currently holds
-                near = F.one_hot(sim.masked_fill(~valid[:, None], float("-inf")).argmax(-1), k).to(x.dtype)
-                near = near * mask[..., None]
-                held = near.sum(1)
-                logits = torch.einsum("gnk,gn->gk", near, scores.to(x.dtype)) / held.clamp_min(1)
-                logits = torch.where(held > 0, logits, logits.new_zeros(())) / capacity_temperature
-            b = logits.masked_fill(~valid, float("-inf")).softmax(1)
-            q = sinkhorn(1 - sim, a, b, epsilon=epsilon, n_iters=sinkhorn_iters) * n[:, None, None].to(x.dtype)
-        q = q * mask[..., None]
-        mass = q.sum(1)
-        new = F.normalize(torch.einsum("gnk,gnd->gkd", q, x), dim=-1)
-        protos = torch.where((mass > 1e-6)[..., None], new, protos)  # an emptied prototype stays put
-    if single:
-        return protos[0], valid[0], q[0]
-    return protos, valid, q
 
 
 def image_prototypes(features: torch.Tensor, seeds: torch.Tensor, scores: torch.Tensor,
@@ -153,7 +71,7 @@ def image_prototypes(features: torch.Tensor, seeds: torch.Tensor, scores: torch.
     if len(bi) == 0:
         return protos, valid
     k_g = torch.where(ci == 0, cfg.k_background, cfg.k)
-    p, v, _ = cosine_kmeans(flat[bi], k_g, cfg.kmeans_iters, cfg.assignment, cfg.epsilon,
+    p, v, _ = kmeans(flat[bi], k_g, cfg.kmeans_iters, cfg.assignment, cfg.epsilon,
                             score_flat[bi, ci] if cfg.capacities == "weighted" else None,
                             cfg.capacity_temperature, seed_flat[bi, ci])
     protos[bi, ci], valid[bi, ci] = p, v
@@ -194,34 +112,26 @@ def multi_prototype_maps(model: Classifier, stages: list[torch.Tensor], tags: to
     return {"cam": cams, "probs": probs, "protos": protos, "valid": valid}
 
 
-class C4Objective:
+class C4Objective(ConsistencyObjective):
     """Training loss of C4: soft margin + ``loss_weight`` x entropy-weighted L1 consistency
     between the classifier CAM and the (image-specific) multi-prototype CAM."""
 
     name = "c4"
+    version = 1
 
     def __init__(self, proto_cfg: PrototypeConfig = PrototypeConfig(), cfg: C4Config = C4Config()) -> None:
-        from . import ot, prototypes
+        self.proto_cfg, self.cfg, self.loss_weight = proto_cfg, cfg, cfg.loss_weight
 
-        self.proto_cfg, self.cfg = proto_cfg, cfg
+    def config(self) -> dict:
         # training always uses per-image prototypes; the read-out fields do not change the
         # classifier, so they stay out of its cache key
         readout = {"output", "scope", "bank_per_class"}
-        self.config = {"prototype": proto_cfg.to_dict(),
-                       "c4": {k: v for k, v in cfg.to_dict().items() if k not in readout}}
-        self.modules = [ot, prototypes, sys.modules[__name__]]
+        return {"prototype": self.proto_cfg.to_dict(), "c4": {k: v for k, v in self.cfg.to_dict().items() if k not in readout}}
 
-    def __call__(self, model: Classifier, batch: dict) -> torch.Tensor:
-        images, tags = batch["image"], batch["tags"]
-        stages = model.stages(images)
-        logits = model.class_maps(stages[-1].mean((2, 3), keepdim=True)).flatten(1)
-        loss = model.loss(logits, tags)
-        if self.cfg.loss_weight == 0:
-            return loss
+    def consistency(self, model: Classifier, stages: list[torch.Tensor], tags: torch.Tensor) -> torch.Tensor:
         out = multi_prototype_maps(model, stages, tags, self.proto_cfg, self.cfg.replace(scope="image"))
         target = probs_with_background(out["probs"])
-        return loss + self.cfg.loss_weight * consistency_l1(with_background(out["cam"]), target, tags,
-                                                            entropy_weight(target))
+        return consistency_l1(with_background(out["cam"]), target, tags, entropy_weight(target))
 
 
 @torch.no_grad()
@@ -233,11 +143,9 @@ def prototype_bank(model: Classifier, dataset: Dataset, proto_cfg: PrototypeConf
     One pass at scale 1 over ``dataset``; each channel keeps a uniform random sample of at most
     ``cfg.bank_per_class`` of its seed cells (every cell draws a seeded random key and the
     smallest keys are kept, batch by batch, so memory stays bounded on large sets); the samples
-    are clustered by :func:`cosine_kmeans`. Returns prototypes (1 + C, K, D) and validity
+    are clustered by :func:`~.kmeans.kmeans`. Returns prototypes (1 + C, K, D) and validity
     (1 + C, K), on ``device``.
     """
-    from ..data.dataset import collate
-
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -277,7 +185,7 @@ def prototype_bank(model: Classifier, dataset: Dataset, proto_cfg: PrototypeConf
             n = len(kept[j][1])
             x[i, :n], s[i, :n], m[i, :n] = kept[j][1], kept[j][2], True
         k_g = torch.tensor([cfg.k_background if j == 0 else cfg.k for j in present])
-        p, v, _ = cosine_kmeans(x, k_g, cfg.kmeans_iters, cfg.assignment, cfg.epsilon,
+        p, v, _ = kmeans(x, k_g, cfg.kmeans_iters, cfg.assignment, cfg.epsilon,
                                 s if cfg.capacities == "weighted" else None, cfg.capacity_temperature, m)
         protos[present], valid[present] = p, v
     return protos.to(device), valid.to(device)
@@ -293,13 +201,13 @@ class MultiPrototypeCAM(MapMethod):
     ``cfg.scope == "dataset"``.
     """
 
-    name = "c4"
+    name = "multi_prototype_ot"
 
-    def __init__(self, model: Classifier, cam_cfg, cfg: C4Config = C4Config(),
+    def __init__(self, model: Classifier, cam_cfg: CAMConfig = CAMConfig(), cfg: C4Config = C4Config(),
                  proto_cfg: PrototypeConfig = PrototypeConfig(),
-                 bank: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
-        super().__init__(model, cam_cfg, cfg)
-        self.proto_cfg, self.bank = proto_cfg, bank
+                 bank: tuple[torch.Tensor, torch.Tensor] | None = None, model_key: str | None = None) -> None:
+        super().__init__(model, cam_cfg, model_key)
+        self.cfg, self.proto_cfg, self.bank = cfg, proto_cfg, bank
         if (cfg.scope == "dataset") != (bank is not None):
             raise ValueError(f"C4Config.scope={cfg.scope!r}: a prototype bank is "
                              f"{'required (see prototype_bank)' if bank is None else 'only used with scope=dataset'}")
@@ -309,34 +217,38 @@ class MultiPrototypeCAM(MapMethod):
                 raise ValueError(f"bank must be prototypes ({n_ch}, K, D) and validity ({n_ch}, K), got "
                                  f"{tuple(bank[0].shape)} and {tuple(bank[1].shape)}")
 
-    @property
-    def cache_key(self) -> dict | None:
-        import hashlib
-
-        key = super().cache_key
-        if key is None:
-            return None
-        key = {**key, "prototype": self.proto_cfg.to_dict()}
+    def config(self) -> dict:
+        out = {**super().config(), "c4": self.cfg.to_dict(), "prototype": self.proto_cfg.to_dict()}
         if self.bank is not None:
             h = hashlib.sha256(self.bank[0].detach().cpu().float().numpy().tobytes())
             h.update(self.bank[1].detach().cpu().numpy().tobytes())
-            key["bank"] = h.hexdigest()[:16]
-        return key
-
-    def source_modules(self) -> list:
-        from . import ot
-
-        return [*super().source_modules(), ot]
+            out["bank"] = h.hexdigest()[:16]
+        return out
 
     def single(self, images: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
         bank = None if self.bank is None else (self.bank[0].to(images.device), self.bank[1].to(images.device))
-        out = multi_prototype_maps(self.model, self.model.stages(images), tags, self.proto_cfg, self.method_cfg, bank)
-        if self.method_cfg.output == "classifier":
+        out = multi_prototype_maps(self.model, self.model.stages(images), tags, self.proto_cfg, self.cfg, bank)
+        if self.cfg.output == "classifier":
             return out["cam"]
-        if self.method_cfg.output == "mean":
+        if self.cfg.output == "mean":
             return (out["cam"] + out["probs"]) / 2
         return out["probs"]
 
 
-__all__ = ["C4Objective", "MultiPrototypeCAM", "cosine_kmeans", "entropy_weight", "image_prototypes",
-           "multi_prototype_maps", "multi_prototype_scores", "prototype_bank"]
+def _build(model, cfg, model_key=None, train_set=None, device="cpu", seed=0, **_) -> MultiPrototypeCAM:
+    bank = None
+    if cfg.c4.scope == "dataset":
+        if train_set is None:
+            raise ValueError("multi_prototype_ot with C4Config.scope='dataset' needs the training set for its bank")
+        bank = prototype_bank(model, train_set, cfg.prototype, cfg.c4, device=device, seed=seed)
+    return MultiPrototypeCAM(model, cfg.cam, cfg.c4, cfg.prototype, bank, model_key)
+
+
+register_method(
+    "multi_prototype_ot", "K prototypes per class from its seed features, balanced by optimal transport; "
+    "trained with an entropy-weighted consistency",
+    _build, objective=lambda cfg: C4Objective(cfg.prototype, cfg.c4),
+    aliases=("c4", "pot"), label="C4", paper="POT, CVPR 2025", record_name="c4")
+
+__all__ = ["C4Objective", "MultiPrototypeCAM", "entropy_weight", "image_prototypes", "multi_prototype_maps",
+           "multi_prototype_scores", "prototype_bank"]

@@ -34,9 +34,11 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..cam.cam import max_normalise, restrict_to_tags, scale_flip_average
-from ..config import PrototypeConfig
+from ..cam.base import MapMethod, max_normalise, register_method, restrict_to_tags
+from ..cam.config import CAMConfig
 from ..models.classifier import Classifier
+from ..models.objective import Objective
+from .config import PrototypeConfig
 
 
 def hierarchical_features(stages: Sequence[torch.Tensor], levels: int = 4) -> torch.Tensor:
@@ -132,52 +134,6 @@ def prototype_cam_single(model: Classifier, images: torch.Tensor, tags: torch.Te
     return prototype_probs(cosine_maps(feats, protos), tags, cfg.temperature)
 
 
-class MapMethod:
-    """Shared shell of the CAM methods that need tags at every scale (prototype methods).
-
-    Subclasses implement ``single(images, tags) -> (B, C, h, w)`` in [0, 1]; ``__call__`` runs
-    it over the scales and flip of ``cam_cfg`` in eval mode without gradients, averages, and
-    zeroes untagged classes -- the uniform signature ``method(images, tags) -> (B, C, H, W)``.
-    """
-
-    name = "method"
-
-    def __init__(self, model: Classifier, cam_cfg, method_cfg) -> None:
-        self.model, self.cam_cfg, self.method_cfg = model, cam_cfg, method_cfg
-
-    def single(self, images: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def source_modules(self) -> list:
-        """Modules whose source defines the maps (part of the CAM cache key)."""
-        import sys
-
-        return [sys.modules[__name__], sys.modules[type(self).__module__]]
-
-    @property
-    def cache_key(self) -> dict | None:
-        from .. import cache
-
-        model_key = getattr(self.model, "s2d_key", None)
-        if model_key is None:
-            return None
-        return {"method": self.name, "model": model_key, "cam": self.cam_cfg.to_dict(),
-                "config": self.method_cfg.to_dict(), "source": cache.config_key({}, self.source_modules())}
-
-    @torch.no_grad()
-    def __call__(self, images: torch.Tensor, tags: torch.Tensor | None = None) -> torch.Tensor:
-        if tags is None:
-            raise ValueError(f"{type(self).__name__} needs the image tags (B, C): prototypes come from tagged seeds")
-        tags = tags.to(images.device)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            maps = scale_flip_average(self.single, images, tags, self.cam_cfg.scales, self.cam_cfg.flip)
-            return restrict_to_tags(maps.clamp(0, 1), tags)
-        finally:
-            self.model.train(was_training)
-
-
 class PrototypeCAM(MapMethod):
     """SIPE-style prototype CAM over a trained classifier (no extra training).
 
@@ -185,14 +141,37 @@ class PrototypeCAM(MapMethod):
     >>> maps = method(images, tags)     # (B, C, H, W) in [0, 1]
     """
 
-    name = "proto"
+    name = "prototype_cam"
+
+    def __init__(self, model: Classifier, cam_cfg: CAMConfig = CAMConfig(), cfg: PrototypeConfig = PrototypeConfig(),
+                 model_key: str | None = None) -> None:
+        super().__init__(model, cam_cfg, model_key)
+        self.proto_cfg = cfg
+
+    def config(self) -> dict:
+        return {**super().config(), "prototype": self.proto_cfg.to_dict()}
 
     def single(self, images: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
-        return prototype_cam_single(self.model, images, tags, self.method_cfg)
+        return prototype_cam_single(self.model, images, tags, self.proto_cfg)
 
 
-__all__ = ["MapMethod", "PrototypeCAM", "classifier_cam", "consistency_l1", "cosine_maps", "entropy_weight", "probs_with_background", "hierarchical_features",
-           "prototype_cam_single", "prototype_probs", "region_prototypes", "seed_masks", "with_background"]
+class ConsistencyObjective(Objective):
+    """Soft margin on the tags + ``loss_weight`` x a consistency term between the classifier CAM
+    and a prototype map (C3 and C4 differ only in that term: :meth:`consistency`)."""
+
+    loss_weight: float = 1.0
+
+    def consistency(self, model: Classifier, stages: list[torch.Tensor], tags: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def __call__(self, model: Classifier, batch: dict) -> torch.Tensor:
+        images, tags = batch["image"], batch["tags"]
+        stages = model.stages(images)
+        logits = model.class_maps(stages[-1].mean((2, 3), keepdim=True)).flatten(1)
+        loss = model.loss(logits, tags)
+        if self.loss_weight == 0:
+            return loss
+        return loss + self.loss_weight * self.consistency(model, stages, tags)
 
 
 def consistency_l1(pred: torch.Tensor, target: torch.Tensor, tags: torch.Tensor,
@@ -222,3 +201,13 @@ def entropy_weight(probs: torch.Tensor) -> torch.Tensor:
 def probs_with_background(probs: torch.Tensor) -> torch.Tensor:
     """Prepend the softmax's background probability ``1 - sum_c P_c``: (B, C, h, w) -> (B, 1 + C, h, w)."""
     return torch.cat([(1 - probs.sum(1, keepdim=True)).clamp_min(0), probs], 1)
+
+
+register_method(
+    "prototype_cam", "cosine similarity to the mean feature of each class's confident seed cells",
+    lambda model, cfg, model_key=None, **_: PrototypeCAM(model, cfg.cam, cfg.prototype, model_key),
+    aliases=("proto", "sipe"), paper="SIPE, CVPR 2022", record_name="proto")
+
+__all__ = ["ConsistencyObjective", "PrototypeCAM", "classifier_cam", "consistency_l1", "cosine_maps", "entropy_weight",
+           "hierarchical_features", "probs_with_background", "prototype_cam_single", "prototype_probs",
+           "region_prototypes", "seed_masks", "with_background"]

@@ -1,4 +1,4 @@
-"""C5: class token as proxy, OT-assisted (OTPL, Wang et al. ICCV 2025), as we read it.
+"""C5, ``ot_proxy``: class token as proxy, OT-assisted (OTPL, Wang et al. ICCV 2025), as we read it.
 
 **The token gap.** In a ViT with one class token per class, the class token ``t_c`` is
 trained for classification: it resembles the patch tokens of the *discriminative* part (the
@@ -27,7 +27,7 @@ tokens that belong to its class:
    so the proxy explores only as far as the confident tokens reach ("bounded exploration").
    Training loss: both heads' soft-margin losses + ``loss_weight`` x :math:`\\mathcal L_{con}`.
 
-Design choices the abstract leaves open (all in :class:`~s2d_core.config.C5Config`): the
+Design choices the abstract leaves open (all in :class:`~s2d_core.densify.config.C5Config`): the
 background proxy is the mean of the ``background_fraction`` patch tokens with the lowest
 patch-token CAM (there is no background class token); proxy masses follow the CAM's mass; one
 transport step (the plan is computed from the class tokens, not re-solved with the new
@@ -37,16 +37,15 @@ come from the same image; the proxy CAM is the inference output.
 
 from __future__ import annotations
 
-import sys
-
 import torch
 import torch.nn.functional as F
 
-from ..cam.cam import max_normalise, restrict_to_tags
-from ..config import C5Config
+from ..cam.base import MapMethod, max_normalise, register_method, restrict_to_tags
+from ..cam.config import CAMConfig
+from ..models.objective import Objective
 from ..models.vit import ViTClassifier, tokens_to_grid
+from .config import C5Config
 from .ot import sinkhorn
-from .prototypes import MapMethod
 
 
 def patch_cam(model: ViTClassifier, patch: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
@@ -149,18 +148,17 @@ def proxy_contrastive_loss(similarity: torch.Tensor, members: torch.Tensor, tags
     return torch.where(pos, nll, torch.zeros_like(nll)).sum() / count
 
 
-class C5Objective:
+class C5Objective(Objective):
     """Training loss of C5: both heads' soft-margin losses + ``loss_weight`` x :math:`\\mathcal L_{con}`."""
 
     name = "c5"
+    version = 1
 
     def __init__(self, cfg: C5Config = C5Config()) -> None:
-        from . import ot, prototypes
-        from ..models import vit
-
         self.cfg = cfg
-        self.config = {"c5": cfg.to_dict()}
-        self.modules = [ot, prototypes, vit, sys.modules[__name__]]
+
+    def config(self) -> dict:
+        return {"c5": self.cfg.to_dict()}
 
     def __call__(self, model: ViTClassifier, batch: dict) -> torch.Tensor:
         images, tags = batch["image"], batch["tags"]
@@ -174,29 +172,35 @@ class C5Objective:
 
 
 class ProxyCAM(MapMethod):
-    """The C5 proxy CAM over a ViT classifier, with the uniform signature.
+    """The C5 proxy CAM over a ViT classifier, with the one signature of every map method.
 
     >>> method = ProxyCAM(vit_classifier, CAMConfig(), C5Config())
     >>> maps = method(images, tags)     # (B, C, H, W) in [0, 1]
     """
 
-    name = "c5"
+    name = "ot_proxy"
 
-    def __init__(self, model: ViTClassifier, cam_cfg, cfg: C5Config = C5Config()) -> None:
+    def __init__(self, model: ViTClassifier, cam_cfg: CAMConfig = CAMConfig(), cfg: C5Config = C5Config(),
+                 model_key: str | None = None) -> None:
         if not isinstance(model, ViTClassifier):
             raise TypeError(f"ProxyCAM needs a ViTClassifier (one class token per class), got {type(model).__name__}")
-        super().__init__(model, cam_cfg, cfg)
+        super().__init__(model, cam_cfg, model_key)
+        self.cfg = cfg
 
-    def source_modules(self) -> list:
-        from . import ot
-        from ..models import vit
-
-        return [*super().source_modules(), ot, vit]
+    def config(self) -> dict:
+        return {**super().config(), "c5": self.cfg.to_dict()}
 
     def single(self, images: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
         out = self.model.tokens(self.model.fit_size(images))
-        return proxy_maps(self.model, out, tags, self.method_cfg)["maps"]
+        return proxy_maps(self.model, out, tags, self.cfg)["maps"]
 
+
+register_method(
+    "ot_proxy", "each class token becomes a proxy moved towards the patch tokens optimal transport gives it; "
+    "trained with an OT-enhanced contrastive loss",
+    lambda model, cfg, model_key=None, **_: ProxyCAM(model, cfg.cam, cfg.c5, model_key),
+    classifier="vit", objective=lambda cfg: C5Objective(cfg.c5),
+    aliases=("c5", "otpl"), label="C5", paper="OTPL, ICCV 2025", record_name="c5")
 
 __all__ = ["C5Objective", "ProxyCAM", "background_proxy", "patch_cam", "proxy_contrastive_loss", "proxy_maps",
            "proxy_masses"]

@@ -1,1 +1,2 @@
-"""Evaluation: segmentation mIoU, CAM-seed evaluation, saliency metrics."""
+"""Evaluation: segmentation mIoU, CAM-seed sweeps and method comparisons, saliency metrics, and
+diagnostics of CAMs, prototypes, tokens and promptable segmenters."""

@@ -10,16 +10,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import torch
 
-from .seeds import seeds_from_cam
+from ..arrays import to_numpy
+from ..pseudo.masks import seeds_from_cam
 
 REGIONS = ("emblem", "object_rest", "class_context", "other")
 REGION_MEANS = ("emblem", "object_rest", "class_context", "other_background", "other_objects")
-
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def cam_mass(cams: Sequence, tags: Sequence, masks: Sequence, emblems: Sequence, contexts: Sequence) -> dict:
@@ -41,8 +37,8 @@ def cam_mass(cams: Sequence, tags: Sequence, masks: Sequence, emblems: Sequence,
     """
     total = np.zeros(len(REGIONS))
     for cam, tag, m, e, c in zip(cams, tags, masks, emblems, contexts):
-        cam, m, e, c = _np(cam).astype(np.float64), _np(m), _np(e), _np(c)
-        for k in np.nonzero(_np(tag))[0]:
+        cam, m, e, c = to_numpy(cam).astype(np.float64), to_numpy(m), to_numpy(e), to_numpy(c)
+        for k in np.nonzero(to_numpy(tag))[0]:
             w, cls = cam[k], k + 1
             emblem = e == cls
             obj = (m == cls) & ~emblem
@@ -73,8 +69,8 @@ def cam_region_means(cams: Sequence, tags: Sequence, masks: Sequence, emblems: S
     """
     total, count = np.zeros(len(REGION_MEANS)), np.zeros(len(REGION_MEANS))
     for cam, tag, m, e, c in zip(cams, tags, masks, emblems, contexts):
-        cam, m, e, c = _np(cam).astype(np.float64), _np(m), _np(e), _np(c)
-        for k in np.nonzero(_np(tag))[0]:
+        cam, m, e, c = to_numpy(cam).astype(np.float64), to_numpy(m), to_numpy(e), to_numpy(c)
+        for k in np.nonzero(to_numpy(tag))[0]:
             w, cls = cam[k], k + 1
             if threshold is not None:
                 w = (w > threshold).astype(np.float64)
@@ -92,7 +88,7 @@ def per_image_miou(preds: Sequence, masks: Sequence, ignore_index: int = 255) ->
     """mIoU of each image over the classes present in its prediction or ground truth: (N,)."""
     out = []
     for p, m in zip(preds, masks):
-        p, m = _np(p).astype(np.int64), _np(m).astype(np.int64)
+        p, m = to_numpy(p).astype(np.int64), to_numpy(m).astype(np.int64)
         valid = m != ignore_index
         ious = []
         for cls in np.union1d(np.unique(p[valid]), np.unique(m[valid])):

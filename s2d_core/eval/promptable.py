@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from tqdm.auto import tqdm
-
-from ..models.promptable import to_uint8_image
+from ..arrays import to_uint8
+from ..progress import progress as progress_bar
 
 
 def central_point(mask: np.ndarray) -> tuple[int, int]:
@@ -52,9 +51,9 @@ def object_ious(predictor, images, instances, prompt: str = "point", progress: b
     if len(images) != len(instances):
         raise ValueError(f"{len(images)} images but {len(instances)} instance maps")
     ious, oracle = [], []
-    for img, inst in tqdm(list(zip(images, instances)), desc=f"objects ({prompt})", disable=not progress, leave=False):
+    for img, inst in progress_bar(list(zip(images, instances)), desc=f"objects ({prompt})", disable=not progress):
         inst = np.asarray(inst)
-        predictor.set_image(to_uint8_image(img))
+        predictor.set_image(to_uint8(img))
         for k in np.unique(inst):
             if k == 0:
                 continue
@@ -86,12 +85,12 @@ class InstanceOracle:
     """
 
     def __init__(self, dataset, indices):
-        self._lookup = {to_uint8_image(dataset[int(i)]["image"]).tobytes(): np.asarray(dataset[int(i)]["instances"])
+        self._lookup = {to_uint8(dataset[int(i)]["image"]).tobytes(): np.asarray(dataset[int(i)]["instances"])
                         for i in indices}
         self.instances: np.ndarray | None = None
 
     def set_image(self, image) -> None:
-        key = to_uint8_image(image).tobytes()
+        key = to_uint8(image).tobytes()
         if key not in self._lookup:
             raise KeyError("InstanceOracle: this image is not among the indices it was built for")
         self.instances = self._lookup[key]

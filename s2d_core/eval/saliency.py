@@ -365,7 +365,8 @@ def _smeasure(p: np.ndarray, g: np.ndarray, alpha: float) -> float:
                 continue
             s_region += pq.size / (h * w) * _ssim(pq, gq.astype(np.float64))
 
-    return max(0.0, alpha * s_object + (1.0 - alpha) * s_region)
+    s = alpha * s_object + (1.0 - alpha) * s_region
+    return s if np.isnan(s) else max(0.0, s)  # a NaN stays visible (max(0.0, nan) would be 0.0)
 
 
 def smeasure(pred: ArrayLike, gt: ArrayLike, alpha: float = 0.5) -> float:

@@ -2,7 +2,7 @@
 
 A CAM gives one score map per foreground class. To turn it into a label map, the
 background gets a constant score ``t`` and each pixel takes the argmax over
-``[t, CAM_c for c in the image's tags]``:
+``[t, CAM_c for c in the image's tags]`` (:func:`s2d_core.pseudo.masks.seeds_from_cam`):
 
 .. math::  \\hat y(p) = \\begin{cases} \\arg\\max_{c \\in \\mathcal{T}} \\mathrm{CAM}_c(p)
            & \\text{if } \\max_{c \\in \\mathcal{T}} \\mathrm{CAM}_c(p) > t \\\\ 0 & \\text{otherwise} \\end{cases}
@@ -14,41 +14,23 @@ this a *seed* evaluation: the classifier's image-level decision is assumed corre
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
+from ..arrays import to_numpy
+from ..data import fixed_size
+from ..pseudo.masks import seeds_from_cam, tag_argmax
+from ..tables import to_markdown
 from .segmentation import VOID, iou_from_confusion
 
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
 
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def _tag_argmax(cam: np.ndarray, tags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Max score and its class label over the tagged classes, each ``(H, W)``."""
-    if cam.ndim != 3:
-        raise ValueError(f"cam must have shape (C, H, W) over foreground classes, got {cam.shape}")
-    if tags.shape != (cam.shape[0],):
-        raise ValueError(f"tags must have shape ({cam.shape[0]},) to match cam {cam.shape}, got {tags.shape}")
-    if np.isnan(cam).any():
-        raise ValueError("cam contains NaN")
-    masked = np.where(tags[:, None, None] > 0, cam, -np.inf)
-    best = masked.argmax(0)
-    score = np.take_along_axis(masked, best[None], 0)[0]
-    return score, best + 1
-
-
-def seeds_from_cam(cam, tags, threshold: float) -> np.ndarray:
-    """Label map ``(H, W)`` int64 from a CAM ``(C, H, W)`` (values in [0, 1], foreground
-    classes only: channel ``c-1`` is class ``c``) and tags ``(C,)``: background where the
-    best tagged score is ``<= threshold`` (ties go to background, as ``argmax`` over
-    ``[t, CAM]`` does)."""
-    score, label = _tag_argmax(_np(cam).astype(np.float64), _np(tags))
-    return np.where(score > threshold, label, 0).astype(np.int64)
+__all__ = ["DEFAULT_THRESHOLDS", "SeedComparison", "compare_methods", "evaluate_cam_method", "seeds_from_cam",
+           "sweep_thresholds"]
 
 
 def sweep_thresholds(cams: Iterable, tags: Iterable, masks: Iterable, num_classes: int,
@@ -74,12 +56,12 @@ def sweep_thresholds(cams: Iterable, tags: Iterable, masks: Iterable, num_classe
     conf = np.zeros((th.size, num_classes, num_classes), np.int64)
     n = 0
     for cam, tag, mask in zip(cams, tags, masks):
-        cam, tag, mask = _np(cam).astype(np.float64), _np(tag), _np(mask).astype(np.int64)
+        cam, tag, mask = to_numpy(cam).astype(np.float64), to_numpy(tag), to_numpy(mask).astype(np.int64)
         if cam.shape[1:] != mask.shape:
             raise ValueError(f"image {n}: cam spatial shape {cam.shape[1:]} != mask shape {mask.shape}")
         if cam.shape[0] != num_classes - 1:
             raise ValueError(f"image {n}: cam has {cam.shape[0]} channels, expected num_classes - 1 = {num_classes - 1}")
-        score, label = _tag_argmax(cam, tag)
+        score, label = tag_argmax(cam, tag)
         keep = mask != ignore_index
         gt, score, label = mask[keep], score[keep], label[keep]
         # One pass per threshold over the kept pixels: cheap compared to the CAM itself.
@@ -108,7 +90,7 @@ def evaluate_cam_method(method, dataset, indices: Sequence[int] | None = None, b
     idx = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     if idx.size == 0:
         raise ValueError("evaluate_cam_method: no images to evaluate (indices is empty)")
-    if not hasattr(dataset, "config"):
+    if not fixed_size(dataset):
         raise ValueError(f"evaluate_cam_method needs a data set whose images share one size (synthetic); "
                          f"{type(dataset).__name__} is not one: use compute_cams + sweep_thresholds")
     cams, tags, masks = [], [], []
@@ -116,9 +98,39 @@ def evaluate_cam_method(method, dataset, indices: Sequence[int] | None = None, b
         items = [dataset[int(i)] for i in idx[start:start + batch_size]]
         images = torch.stack([it["image"] for it in items]).to(device)
         tag = torch.stack([it["tags"] for it in items]).to(device)
-        cams.append(_np(method(images, tag)).astype(np.float16))
-        tags.append(_np(tag))
-        masks.extend(_np(it["mask"]) for it in items)
+        cams.append(to_numpy(method(images, tag)).astype(np.float16))
+        tags.append(to_numpy(tag))
+        masks.extend(to_numpy(it["mask"]) for it in items)
     cams, tags, masks = np.concatenate(cams), np.concatenate(tags), np.stack(masks)
     out = sweep_thresholds(cams, tags, masks, dataset.num_classes, thresholds)
     return {**out, "cams": cams, "tags": tags, "masks": masks, "indices": idx}
+
+
+@dataclass
+class SeedComparison:
+    """Seed mIoU of several map methods on the same images: ``results[name]`` is the
+    :func:`evaluate_cam_method` dict of method ``name``; shows itself as a Markdown table."""
+
+    results: dict[str, dict] = field(default_factory=dict)
+
+    def table(self, names: Sequence[str] | None = None) -> str:
+        """``| map | seed mIoU (best t) |`` rows in percent, for ``names`` (default: all, in order)."""
+        names = list(names or self.results)
+        cells = [f"{100 * self.results[n]['best_miou']:.1f} ({self.results[n]['best_threshold']:.2f})" for n in names]
+        return to_markdown(pd.DataFrame({"map": names, "seed mIoU (best t)": cells}))
+
+    def _repr_markdown_(self) -> str:
+        return self.table()
+
+    def __getitem__(self, name: str) -> dict:
+        return self.results[name]
+
+
+def compare_methods(methods: Mapping[str, object], dataset, indices: Sequence[int] | None = None,
+                    device: str | torch.device = "cpu", into: SeedComparison | None = None) -> SeedComparison:
+    """:func:`evaluate_cam_method` for every ``name -> method`` on the same images (an ablation);
+    ``into`` adds the rows to an earlier comparison. Displayed in a notebook, it is the table."""
+    out = into if into is not None else SeedComparison()
+    for name, method in methods.items():
+        out.results[name] = evaluate_cam_method(method, dataset, indices, device=device)
+    return out

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..cam.attention import class_attention_maps
-from ..config import AttentionConfig, C5Config
+from ..cam.config import AttentionConfig
+from ..densify.config import C5Config
 from ..densify.proxies import proxy_maps
 from ..models.vit import ViTClassifier, tokens_to_grid
 

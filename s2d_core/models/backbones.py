@@ -17,7 +17,7 @@ from pathlib import Path
 import timm
 import torch
 
-from ..config import ModelConfig
+from .config import ModelConfig
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -39,30 +39,41 @@ def _weights_hint(name: str) -> str:
             f"or set pretrained=False to train from scratch (the book's default).")
 
 
+def create_timm_model(name: str, pretrained: bool = False, pretrained_file: str | None = None,
+                      **kwargs) -> torch.nn.Module:
+    """``timm.create_model`` with offline-friendly pretrained weights and errors that say what to do.
+
+    With ``pretrained`` the weights come from ``pretrained_file`` if given (it must exist), else
+    timm tries the Hugging Face hub; when that fails the :class:`PretrainedWeightsError` names
+    the file needed and how to pass it. Shared by the CNN backbones and the ViT.
+    """
+    if pretrained and pretrained_file is not None:
+        path = Path(pretrained_file).expanduser()
+        if not path.is_file():
+            raise PretrainedWeightsError(f"pretrained_file {str(path)!r} does not exist. " + _weights_hint(name))
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(path))
+    try:
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+    except PretrainedWeightsError:
+        raise
+    except (OSError, RuntimeError) as e:  # hub offline (OSError subclasses), unreadable file, wrong keys
+        if not pretrained:
+            raise
+        raise PretrainedWeightsError(f"could not load pretrained weights for {name!r} "
+                                     f"({type(e).__name__}: {str(e)[:200]}). " + _weights_hint(name)) from e
+
+
 def create_backbone(cfg: ModelConfig) -> torch.nn.Module:
     """A timm feature extractor for ``cfg`` (see the module docstring for its output)."""
     if not timm.is_model(cfg.backbone):
         close = timm.list_models(f"*{cfg.backbone.split('_')[0][:6]}*")[:8]
         raise ValueError(f"unknown timm backbone {cfg.backbone!r}" + (f"; similar names: {close}" if close else ""))
-    kwargs: dict = dict(features_only=True, output_stride=cfg.output_stride)
-    if cfg.pretrained and cfg.pretrained_file is not None:
-        path = Path(cfg.pretrained_file).expanduser()
-        if not path.is_file():
-            raise PretrainedWeightsError(f"pretrained_file {str(path)!r} does not exist. " + _weights_hint(cfg.backbone))
-        kwargs["pretrained_cfg_overlay"] = dict(file=str(path))
     try:
-        net = timm.create_model(cfg.backbone, pretrained=cfg.pretrained, **kwargs)
-    except PretrainedWeightsError:
-        raise
-    except (OSError, RuntimeError) as e:  # hub offline (OSError subclasses), unreadable file, wrong keys
-        if not cfg.pretrained:
-            raise
-        raise PretrainedWeightsError(f"could not load pretrained weights for {cfg.backbone!r} "
-                                     f"({type(e).__name__}: {str(e)[:200]}). " + _weights_hint(cfg.backbone)) from e
+        return create_timm_model(cfg.backbone, cfg.pretrained, cfg.pretrained_file, features_only=True,
+                                 output_stride=cfg.output_stride)
     except TypeError as e:  # a model that has no features_only / output_stride support
         raise ValueError(f"timm backbone {cfg.backbone!r} cannot be built with features_only and "
                          f"output_stride={cfg.output_stride}: {e}") from e
-    return net
 
 
 class InputNormalisation(torch.nn.Module):

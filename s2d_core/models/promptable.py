@@ -13,7 +13,7 @@ All three answer the same question with the same call, the shape of segment-anyt
 * :func:`load_sam` builds a real SAM (``vit_b``/``vit_l``/``vit_h``) from a checkpoint file and
   gives ``segment_anything.SamPredictor`` around it.
 * :func:`~s2d_core.models.tiny_sam.build_tiny_sam` builds ``segment_anything.modeling.Sam`` from the package's own image
-  encoder, prompt encoder and mask decoder at a CPU size (:class:`~s2d_core.config.TinySAMConfig`);
+  encoder, prompt encoder and mask decoder at a CPU size (:class:`~s2d_core.models.config.TinySAMConfig`);
   :mod:`s2d_core.train.promptable` pre-trains it on the object world. ``SamPredictor`` then runs
   on it exactly as on the real model: the same code path.
 * :class:`RandomWalkerPredictor` is the classical answer (Grady 2006): the points seed a random
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from segment_anything import SamPredictor, sam_model_registry
 from torch import nn
 
 from .tiny_sam import build_tiny_sam, decode
 
-__all__ = ["RandomWalkerPredictor", "SAM_CHECKPOINTS", "build_tiny_sam", "decode", "load_sam",
-           "sam_predictor", "to_uint8_image"]
+__all__ = ["RandomWalkerPredictor", "SAM_CHECKPOINTS", "build_tiny_sam", "decode", "load_sam", "sam_predictor"]
 
 SAM_CHECKPOINTS = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth", "vit_h": "sam_vit_h_4b8939.pth"}
 
@@ -42,8 +42,6 @@ def load_sam(model_type: str, checkpoint: str | Path, device: str | torch.device
     ``model_type`` is ``vit_b``, ``vit_l`` or ``vit_h``; the checkpoint is Meta's file
     (e.g. ``sam_vit_b_01ec64.pth``), downloaded by the user (this machine cannot).
     """
-    from segment_anything import sam_model_registry
-
     if model_type not in SAM_CHECKPOINTS:
         raise ValueError(f"SAM model_type must be one of {sorted(SAM_CHECKPOINTS)}, got {model_type!r}")
     path = Path(checkpoint).expanduser()
@@ -68,21 +66,7 @@ def load_sam(model_type: str, checkpoint: str | Path, device: str | torch.device
 
 def sam_predictor(sam: nn.Module):
     """``segment_anything.SamPredictor`` around a (real or tiny) SAM."""
-    from segment_anything import SamPredictor
-
     return SamPredictor(sam.eval())
-
-
-def to_uint8_image(image) -> np.ndarray:
-    """``(3, H, W)`` tensor or ``(H, W, 3)`` array in [0, 1] -> ``(H, W, 3)`` uint8 RGB (SAM's input)."""
-    x = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if x.dtype == np.uint8 and x.ndim == 3 and x.shape[-1] == 3:
-        return x
-    if x.ndim == 3 and x.shape[0] == 3 and x.shape[-1] != 3:
-        x = x.transpose(1, 2, 0)
-    if x.ndim != 3 or x.shape[-1] != 3:
-        raise ValueError(f"image must be (3, H, W) or (H, W, 3) RGB, got shape {x.shape}")
-    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 class RandomWalkerPredictor:
@@ -115,7 +99,7 @@ class RandomWalkerPredictor:
                 box: np.ndarray | None = None, multimask_output: bool = True,
                 return_logits: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """masks ``(1, H, W)`` bool, scores ``(1,)``, probabilities ``(1, H, W)`` (see class doc)."""
-        from skimage.segmentation import random_walker
+        from skimage.segmentation import random_walker  # scikit-image loads slowly: only when asked
 
         if self.image is None:
             raise RuntimeError("call set_image(image) before predict(...)")

@@ -1,7 +1,7 @@
 """A tiny SAM: ``segment_anything.modeling.Sam`` built from the package's own modules at CPU size.
 
 The image encoder (a ViT), the prompt encoder and the two-way mask decoder are SAM's classes,
-instantiated small (:class:`~s2d_core.config.TinySAMConfig`), so ``SamPredictor`` runs on the
+instantiated small (:class:`~s2d_core.models.config.TinySAMConfig`), so ``SamPredictor`` runs on the
 tiny model exactly as on the real one. :mod:`s2d_core.train.promptable` pre-trains it on the
 object world; :func:`decode` is the batched decoder that training needs.
 """
@@ -13,16 +13,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..config import TinySAMConfig
+from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
-
-def _sam_modules():
-    try:
-        from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-    except ImportError as e:  # pragma: no cover - a dependency of the package
-        raise ImportError("the promptable segmenters need the 'segment-anything' package: "
-                          "pip install segment-anything (it is in s2d-core's dependencies)") from e
-    return ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from .config import TinySAMConfig
 
 
 def build_tiny_sam(cfg: TinySAMConfig = TinySAMConfig()) -> nn.Module:
@@ -33,7 +26,6 @@ def build_tiny_sam(cfg: TinySAMConfig = TinySAMConfig()) -> nn.Module:
     ``(prompt_dim, img_size / patch_size, img_size / patch_size)``; the decoder's low-resolution
     masks are 4x finer, i.e. the input resolution for ``patch_size=4``.
     """
-    ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer = _sam_modules()
     grid = cfg.img_size // cfg.patch_size
     return Sam(
         image_encoder=ImageEncoderViT(

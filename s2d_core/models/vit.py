@@ -22,16 +22,16 @@ all ``C`` class tokens (as MCTformer does).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import timm
 import torch
 import torch.nn.functional as F
-from timm.layers import resample_abs_pos_embed
+from timm.layers import PatchEmbed, resample_abs_pos_embed
+from timm.models.vision_transformer import Block
 from torch import nn
 
-from ..config import ViTConfig
-from .backbones import PretrainedWeightsError, _weights_hint
+from .backbones import InputNormalisation, create_timm_model
+from .config import ModelConfig, ViTConfig
 
 
 def create_vit(cfg: ViTConfig) -> nn.Module:
@@ -44,21 +44,7 @@ def create_vit(cfg: ViTConfig) -> nn.Module:
     for k in ("patch_size", "embed_dim", "depth", "num_heads"):
         if getattr(cfg, k) is not None:
             kwargs[k] = getattr(cfg, k)
-    if cfg.pretrained and cfg.pretrained_file is not None:
-        path = Path(cfg.pretrained_file).expanduser()
-        if not path.is_file():
-            raise PretrainedWeightsError(f"pretrained_file {str(path)!r} does not exist. " + _weights_hint(cfg.backbone))
-        kwargs["pretrained_cfg_overlay"] = dict(file=str(path))
-    try:
-        net = timm.create_model(cfg.backbone, pretrained=cfg.pretrained, **kwargs)
-    except (OSError, RuntimeError) as e:
-        if not cfg.pretrained:
-            raise
-        raise PretrainedWeightsError(f"could not load pretrained weights for {cfg.backbone!r} "
-                                     f"({type(e).__name__}: {str(e)[:200]}). " + _weights_hint(cfg.backbone)) from e
-    from timm.layers import PatchEmbed
-    from timm.models.vision_transformer import Block
-
+    net = create_timm_model(cfg.backbone, cfg.pretrained, cfg.pretrained_file, **kwargs)
     plain = (getattr(net, "cls_token", None) is not None and getattr(net, "pos_embed", None) is not None
              and not net.no_embed_class and not getattr(net, "num_reg_tokens", 0)
              and type(net.patch_embed) is PatchEmbed and all(type(b) is Block for b in net.blocks))
@@ -117,9 +103,6 @@ class ViTClassifier(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        from .backbones import InputNormalisation
-        from ..config import ModelConfig
-
         self.cfg, self.num_classes = cfg, num_classes
         # the normalisation reads timm's pretrained_cfg of the architecture, as for the CNNs
         self.normalise = InputNormalisation(ModelConfig(backbone=cfg.backbone, pretrained=cfg.pretrained))

@@ -7,7 +7,7 @@ A fully connected CRF with Gaussian pairwise terms pulls labels toward image edg
           + w_2 \\exp\\!\\big(-\\tfrac{|p_i-p_j|^2}{2\\theta_\\gamma^2}\\big)\\Big]
 
 with ``theta_alpha = sxy_bilateral``, ``theta_beta = srgb_bilateral``, ``w_1 = compat_bilateral``,
-``theta_gamma = sxy_gaussian``, ``w_2 = compat_gaussian`` (:class:`~s2d_core.config.CRFConfig`,
+``theta_gamma = sxy_gaussian``, ``w_2 = compat_gaussian`` (:class:`~s2d_core.pseudo.config.CRFConfig`,
 whose defaults are IRN's: 10 iterations, unary from labels with confidence 0.7, Gaussian
 sxy 3 / compat 3, bilateral sxy 50 / srgb 5 / compat 10). Those were chosen for ~500 px VOC
 images; on 64 px images a bilateral sxy of 50 spans the whole image (the chapter shows what
@@ -17,24 +17,16 @@ that does). Uses ``pydensecrf2`` (imported as ``pydensecrf``).
 from __future__ import annotations
 
 import numpy as np
-import torch
+import pydensecrf.densecrf as dcrf
+from pydensecrf.utils import unary_from_labels
 
-from ..config import CRFConfig
-from ..data.images import to_hwc
+from ..arrays import to_numpy, to_uint8
+from .config import CRFConfig
 
-
-def _image_uint8(image) -> np.ndarray:
-    """(H, W, 3) uint8 C-contiguous from (3, H, W) or (H, W, 3), float in [0, 1] or uint8."""
-    img = to_hwc(image)
-    if img.dtype != np.uint8:
-        if img.min() < 0 or img.max() > 1.0 + 1e-6:
-            raise ValueError(f"a float image must lie in [0, 1], got range [{img.min():.3g}, {img.max():.3g}]")
-        img = np.round(img * 255).astype(np.uint8)
-    return np.ascontiguousarray(img)
+__all__ = ["crf_labels", "crf_probs"]
 
 
 def _crf(img: np.ndarray, unary: np.ndarray, n_labels: int, cfg: CRFConfig) -> np.ndarray:
-    import pydensecrf.densecrf as dcrf
 
     h, w = img.shape[:2]
     d = dcrf.DenseCRF2D(w, h, n_labels)
@@ -61,10 +53,8 @@ def crf_labels(image, labels, cfg: CRFConfig = CRFConfig()) -> np.ndarray:
     -------
     (H, W) labels of the same dtype, each pixel one of the input's labels.
     """
-    from pydensecrf.utils import unary_from_labels
-
-    img = _image_uint8(image)
-    lab = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    img = to_uint8(image)
+    lab = to_numpy(labels)
     if lab.shape != img.shape[:2]:
         raise ValueError(f"labels shape {lab.shape} must match the image's (H, W) {img.shape[:2]}")
     keys, compact = np.unique(lab, return_inverse=True)
@@ -79,8 +69,8 @@ def crf_labels(image, labels, cfg: CRFConfig = CRFConfig()) -> np.ndarray:
 def crf_probs(image, probs, cfg: CRFConfig = CRFConfig()) -> np.ndarray:
     """Dense CRF from class probabilities ``probs`` (K, H, W) (summing to 1 over K);
     returns the refined probabilities (K, H, W)."""
-    img = _image_uint8(image)
-    p = probs.detach().cpu().numpy() if isinstance(probs, torch.Tensor) else np.asarray(probs, dtype=np.float64)
+    img = to_uint8(image)
+    p = to_numpy(probs).astype(np.float64, copy=False)
     if p.ndim != 3 or p.shape[1:] != img.shape[:2]:
         raise ValueError(f"probs must have shape (K, {img.shape[0]}, {img.shape[1]}), got {p.shape}")
     unary = -np.log(np.clip(p, 1e-8, 1.0)).reshape(p.shape[0], -1)

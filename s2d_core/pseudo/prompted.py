@@ -7,19 +7,23 @@ question to the segmenter; among its candidate masks, the one that **agrees best
 ``C6Config.min_agreement``; the class's mask is the union of its kept masks. Classes are merged into one label map: pixels no class claims are background, and where
 two classes claim a pixel the mask with the higher agreement wins.
 
-Any CAM method can be enhanced this way (``<method> + C6``): only its CAMs are needed.
+Any CAM method can be enhanced this way (``<method> + C6``): only its CAMs are needed. Each
+prompt strategy is a registered enhancer (:data:`~s2d_core.pseudo.enhancers.ENHANCERS`):
+``spectral_prompts`` (C6 itself; aliases ``c6``, ``spectral``) and the baselines
+``peak_prompt`` (S2C-style), ``random_prompts``, ``kmeans_prompts`` and ``box_prompt``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from ..config import C6Config
-from ..models.promptable import to_uint8_image
+from ..arrays import to_numpy, to_uint8
+from ..progress import progress as progress_bar
+from .config import C6Config
+from .enhancers import register_enhancer
 from .prompts import Prompts, select_prompts
 
 
@@ -91,9 +95,9 @@ def c6_pseudo_mask(predictor, image, cam, tags, threshold: float, cfg: C6Config 
     ``(H, W)`` uint8 label map (0 background, 1..C), and with ``details`` a dict per class of
     its prompts, the chosen masks and their agreement.
     """
-    cam = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam, np.float32)
-    tags = tags.detach().cpu().numpy() if isinstance(tags, torch.Tensor) else np.asarray(tags)
-    img = to_uint8_image(image)
+    cam = to_numpy(cam).astype(np.float32, copy=False)
+    tags = to_numpy(tags)
+    img = to_uint8(image)
     if cam.ndim != 3 or cam.shape[1:] != img.shape[:2]:
         raise ValueError(f"cam must be (C, H, W) with (H, W) = image size {img.shape[:2]}, got {cam.shape}")
     if tags.shape != (cam.shape[0],):
@@ -128,45 +132,51 @@ def c6_pseudo_mask(predictor, image, cam, tags, threshold: float, cfg: C6Config 
     return (out, info) if details else out
 
 
+def c6_mask_of(predictor, item: dict, cam, threshold: float, cfg: C6Config = C6Config(),
+               feature_predictor=None, rng: np.random.Generator | None = None, strategy: str | None = None) -> np.ndarray:
+    """The C6 pseudo mask of one data-set ``item`` (its ``image`` and ``tags``) from its ``cam``.
+
+    ``feature_predictor``: a ``SamPredictor`` whose embedding gives the graph features when
+    ``predictor`` has none (the random walker gets the tiny SAM's, so both segmenters are asked
+    the same questions). ``strategy`` overrides ``cfg.strategy``.
+    """
+    cfg = cfg if strategy is None else cfg.replace(strategy=strategy)
+    feats = None
+    if feature_predictor is not None and cfg.features == "segmenter":
+        feature_predictor.set_image(to_uint8(item["image"]))
+        feats = segmenter_features(feature_predictor)
+    return c6_pseudo_mask(predictor, item["image"], np.asarray(cam, np.float32), item["tags"], threshold, cfg,
+                          features=feats, rng=rng)
+
+
 def make_c6_masks(predictor, dataset, cams: Sequence, threshold: float, cfg: C6Config = C6Config(),
                   feature_predictor=None, seed: int = 0, indices: Sequence[int] | None = None,
                   progress: bool = True) -> np.ndarray:
     """C6 pseudo masks for (a subset of) a data set: ``(N, H, W)`` uint8.
 
-    ``cams[i]`` is the CAM of ``dataset[indices[i]]``. ``feature_predictor``: a ``SamPredictor``
-    whose embedding gives the graph features when ``predictor`` has none (the random walker
-    gets the tiny SAM's, so both segmenters are asked the same questions).
+    ``cams[i]`` is the CAM of ``dataset[indices[i]]``; ``feature_predictor`` as in :func:`c6_mask_of`.
     """
     idx = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     if len(cams) != len(idx):
         raise ValueError(f"{len(cams)} CAMs for {len(idx)} images")
     rng = np.random.default_rng(seed)
-    out = []
-    for n, i in enumerate(tqdm(idx, desc=f"C6 {cfg.strategy} -> {cfg.segmenter}", disable=not progress, leave=False)):
-        item = dataset[int(i)]
-        feats = None
-        if feature_predictor is not None and cfg.features == "segmenter":
-            feature_predictor.set_image(to_uint8_image(item["image"]))
-            feats = segmenter_features(feature_predictor)
-        out.append(c6_pseudo_mask(predictor, item["image"], np.asarray(cams[n], np.float32), item["tags"],
-                                  threshold, cfg, features=feats, rng=rng))
+    out = [c6_mask_of(predictor, dataset[int(i)], cams[n], threshold, cfg, feature_predictor, rng)
+           for n, i in enumerate(progress_bar(idx, desc=f"C6 {cfg.strategy} -> {cfg.segmenter}", disable=not progress))]
     return np.stack(out)
 
 
-def make_predictor(cfg: C6Config, device: str | torch.device = "cpu", tiny_sam_cfg=None,
-                   progress: bool = True) -> tuple[object, object | None, dict]:
-    """The segmenter ``cfg.segmenter`` names: ``(predictor, feature_predictor, info)``.
+_SUMMARIES = {
+    "spectral": ("spectral_prompts", ("c6", "spectral"), "one point per cluster of the CAM foreground's graph "
+                 "(normalised Laplacian, eigengap), answered by a promptable segmenter", "C6", None),
+    "peak": ("peak_prompt", ("peak", "s2c"), "one point at the CAM's maximum (S2C-style baseline)", None, "S2C, CVPR 2024"),
+    "random": ("random_prompts", ("random",), "random points in the CAM foreground (baseline)", None, None),
+    "kmeans": ("kmeans_prompts", ("kmeans",), "one point per k-means cluster of features and positions, no graph "
+               "(baseline)", None, None),
+    "box": ("box_prompt", ("box",), "the box around the CAM foreground (baseline)", None, None),
+}
+for _strategy, (_name, _aliases, _summary, _label, _paper) in _SUMMARIES.items():
+    register_enhancer(_name, _summary, functools.partial(c6_mask_of, strategy=_strategy), aliases=_aliases,
+                      strategy=_strategy, label=_label, paper=_paper, record_name=_strategy, module=__name__)
 
-    ``feature_predictor`` is the tiny SAM's predictor when the segmenter itself has no image
-    embedding (random walker), else None. The tiny SAM is one model for every pipeline seed
-    (seed 0), as the real SAM is one checkpoint.
-    """
-    from ..models.promptable import RandomWalkerPredictor, load_sam, sam_predictor
-    from ..train.artifacts import get_tiny_sam
-
-    if cfg.segmenter == "sam":
-        return sam_predictor(load_sam(cfg.sam_model_type, cfg.sam_checkpoint, device)), None, {"from_cache": True, "seconds": 0.0}
-    sam, info = get_tiny_sam(tiny_sam_cfg, seed=0, device=device, progress=progress)
-    if cfg.segmenter == "tiny_sam":
-        return sam_predictor(sam), None, info
-    return RandomWalkerPredictor(beta=cfg.rw_beta), sam_predictor(sam), info
+__all__ = ["ask", "c6_mask_of", "c6_pseudo_mask", "image_features", "make_c6_masks", "mask_agreement",
+           "segmenter_features"]

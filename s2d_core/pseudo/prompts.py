@@ -33,6 +33,7 @@ Coordinates follow SAM: a point is ``(x, y)`` = (column, row) in pixels of the C
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,8 +41,11 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
-from ..config import C6Config
+from ..arrays import to_numpy
+from ..densify.kmeans import kmeans
+from .config import PROMPT_STRATEGIES, C6Config
 
 
 @dataclass
@@ -162,10 +166,6 @@ def laplacian_spectrum(W: sparse.spmatrix, n_vectors: int) -> tuple[np.ndarray, 
         mu, vec = np.linalg.eigh(A.toarray())
         mu, vec = mu[::-1][:m], vec[:, ::-1][:, :m]
     else:  # sparse: the largest of D^{-1/2} W D^{-1/2} are the smallest of L
-        from scipy.sparse.linalg import eigsh
-
-        from scipy.sparse.linalg import ArpackNoConvergence
-
         try:  # a random (seeded) start: a symmetric one would miss antisymmetric eigenvectors
             mu, vec = eigsh(A, k=m, which="LA", v0=np.random.default_rng(0).standard_normal(n), tol=1e-6)
         except ArpackNoConvergence:
@@ -196,28 +196,14 @@ def eigengap(eigenvalues: np.ndarray, k_max: int, k_min: int = 1, ratio: float =
     return min(k_min, max(k_max, 1))
 
 
-def kmeans(x: np.ndarray, k: int, first: int = 0, iters: int = 30) -> np.ndarray:
-    """Deterministic k-means of ``x`` ``(n, d)``: farthest-point initialisation from row ``first``,
-    then Lloyd iterations. Returns labels ``(n,)`` in ``0..k-1`` (``k`` is capped at ``n``)."""
-    x = np.asarray(x, float)
-    n = len(x)
-    k = max(1, min(k, n))
-    centres = [x[first]]
-    d = ((x - centres[0]) ** 2).sum(1)
-    for _ in range(1, k):
-        centres.append(x[int(np.argmax(d))])
-        d = np.minimum(d, ((x - centres[-1]) ** 2).sum(1))
-    c = np.stack(centres)
-    labels = np.zeros(n, np.int64)
-    for _ in range(iters):
-        new = ((x[:, None] - c[None]) ** 2).sum(-1).argmin(1)
-        if (new == labels).all() and _ > 0:
-            break
-        labels = new
-        for j in range(k):
-            if (labels == j).any():
-                c[j] = x[labels == j].mean(0)
-    return labels
+def cluster_labels(x: np.ndarray, k: int, first: int = 0) -> np.ndarray:
+    """Labels ``(n,)`` in ``0..k-1`` of the rows of ``x`` ``(n, d)`` by Euclidean k-means
+    (:func:`s2d_core.densify.kmeans.kmeans`, farthest-point start from row ``first``; ``k`` is
+    capped at ``n``)."""
+    x = np.asarray(x, np.float64)
+    k = max(1, min(int(k), len(x)))
+    _, _, q = kmeans(torch.from_numpy(x), k, iters=30, assignment="nearest", metric="euclidean", first=first)
+    return q.argmax(-1).numpy().astype(np.int64)
 
 
 def cluster_points(clusters: np.ndarray, cam_grid: np.ndarray, rule: str = "central") -> tuple[np.ndarray, np.ndarray]:
@@ -269,15 +255,26 @@ def select_prompts(cam: np.ndarray | torch.Tensor, threshold: float, features: n
     threshold : foreground is ``cam > threshold`` (the pipeline's background score).
     features : ``(D, h, w)`` image features for the graph (any ``h, w``: resampled to the grid);
         None uses spatial proximity alone.
-    cfg : :class:`~s2d_core.config.C6Config` (``strategy`` overrides ``cfg.strategy``).
+    cfg : :class:`~s2d_core.pseudo.config.C6Config` (``strategy`` overrides ``cfg.strategy``).
     background : ``(H, W)`` bool confident background, where negative points may go.
     rng : random source of the ``random`` strategy.
     """
     strategy = strategy or cfg.strategy
-    cam = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
+    if strategy not in PROMPT_STRATEGIES:
+        raise ValueError(f"unknown prompt strategy {strategy!r}: expected one of {', '.join(PROMPT_STRATEGIES)}")
+    cam = to_numpy(cam)
     if cam.ndim != 2:
         raise ValueError(f"select_prompts takes one class's CAM (H, W), got shape {cam.shape}")
-    cam = np.nan_to_num(cam.astype(np.float32))
+    if not np.isfinite(cam).all():
+        raise ValueError(f"select_prompts: the CAM has {int((~np.isfinite(cam)).sum())} NaN or infinite values "
+                         f"(a CAM of a class with no activation divided by zero?); CAM values must be in [0, 1]")
+    if cam.size and (cam.min() < -1e-3 or cam.max() > 1 + 1e-3):
+        raise ValueError(f"select_prompts: CAM values must lie in [0, 1] (a normalised map), got range "
+                         f"[{cam.min():.3g}, {cam.max():.3g}]")
+    if isinstance(threshold, bool) or not (isinstance(threshold, numbers.Real) and 0.0 <= threshold <= 1.0):
+        raise ValueError(f"select_prompts: threshold must be a background score in [0, 1] (foreground is "
+                         f"cam > threshold), got {threshold!r}")
+    cam = cam.astype(np.float32)
     H, W = cam.shape
     g = min(cfg.graph_size, H, W)
     fg_full = cam > threshold
@@ -295,12 +292,10 @@ def select_prompts(cam: np.ndarray | torch.Tensor, threshold: float, features: n
         ys, xs = np.nonzero(fg_full)
         pr = Prompts(np.zeros((0, 2)), np.zeros(0, np.int64), np.array([xs.min(), ys.min(), xs.max(), ys.max()], float),
                      info={"k": 1})
-    elif strategy in ("spectral", "kmeans"):
+    else:  # "spectral" or "kmeans"
         pr = _cluster_prompts(cam, threshold, features, cfg, g, strategy)
         if pr.empty:
             return pr
-    else:
-        raise ValueError(f"unknown prompt strategy {strategy!r}: expected one of spectral, peak, random, kmeans, box")
     if cfg.negatives > 0 and background is not None:
         bg = np.asarray(background, bool)
         if bg.shape != cam.shape:
@@ -337,7 +332,7 @@ def _cluster_prompts(cam: np.ndarray, threshold: float, features, cfg: C6Config,
             np.linalg.norm(feats[:, nodes[keep, 0], nodes[keep, 1]], axis=0)[:, None], 1e-8)
             if feats is not None else np.zeros((keep.sum(), 0)), nodes[keep] / g], axis=1)
         first = int(np.argmax(cam_g[nodes[keep, 0], nodes[keep, 1]]))
-        lab = kmeans(x, cfg.n_points, first=first)
+        lab = cluster_labels(x, cfg.n_points, first=first)
         clusters[nodes[keep, 0], nodes[keep, 1]] = lab
         k = int(lab.max()) + 1
     elif len(keep_comp) >= cfg.k_max:  # more pieces than k_max: one point on each of the largest
@@ -357,7 +352,7 @@ def _cluster_prompts(cam: np.ndarray, threshold: float, features, cfg: C6Config,
             budget -= kc - 1
             spectra.append(lam)
             emb = vec[:, :kc] / np.maximum(np.linalg.norm(vec[:, :kc], axis=1, keepdims=True), 1e-12)
-            lab = kmeans(emb, kc, first=int(np.argmax(cam_g[nk[:, 0], nk[:, 1]])))
+            lab = cluster_labels(emb, kc, first=int(np.argmax(cam_g[nk[:, 0], nk[:, 1]])))
             clusters[nk[:, 0], nk[:, 1]] = k + lab
             k += int(lab.max()) + 1
         eig = spectra[0]  # the largest component's spectrum, for pictures

@@ -1,9 +1,11 @@
-"""Training: the generic loop and the cached artifacts (classifier, CAMs, segmenter)."""
+"""Training: the generic seeded, resumable loop, and the tiny SAM's class-agnostic pre-training.
 
-from .artifacts import (dataset_id, describe, get_cams, get_classifier, get_segmenter, get_tiny_sam, get_vit_classifier,
-                        masks_digest,
-                        resolve_device)
+Trained networks as cached artifacts (train on demand, load afterwards) are the pipeline's
+job: :mod:`s2d_core.pipeline.artifacts`.
+"""
+
+from .config import TrainConfig
 from .loops import WithMasks, fit, predict_masks
+from .promptable import pretrain_tiny_sam, prompt_batch
 
-__all__ = ["WithMasks", "dataset_id", "describe", "fit", "get_cams", "get_classifier", "get_segmenter", "get_tiny_sam", "get_vit_classifier",
-           "masks_digest", "predict_masks", "resolve_device"]
+__all__ = ["TrainConfig", "WithMasks", "fit", "predict_masks", "pretrain_tiny_sam", "prompt_batch"]

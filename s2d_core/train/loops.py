@@ -6,7 +6,7 @@ schedule, random horizontal flips (image and mask together), an optional random 
 sets whose images differ in size. On CPU a given seed reproduces a run bit for bit: shuffling
 and flips draw from their own generators seeded by ``seed``; model initialisation and any
 randomness inside the model (dropout) use the global torch generator, which the caller seeds
-(:func:`~s2d_core.train.artifacts.get_classifier` does) and which the checkpoint saves.
+(:func:`~s2d_core.pipeline.artifacts.get_classifier` does) and which the checkpoint saves.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
-
-from ..cache import atomic_write_bytes
-from ..config import TrainConfig
-from ..data.dataset import collate
+from ..cache import atomic_write_bytes, load_cached
+from ..data import collate, fixed_size
+from ..progress import progress as progress_bar
+from .config import TrainConfig
 
 
 class WithMasks(Dataset):
@@ -37,6 +36,7 @@ class WithMasks(Dataset):
         if len(masks) != len(base):
             raise ValueError(f"{len(masks)} masks for a data set of {len(base)} images")
         self.base, self.masks = base, masks
+        self.fixed_size = fixed_size(base)
 
     def __len__(self) -> int:
         return len(self.base)
@@ -91,7 +91,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Mo
     """
     if len(dataset) < cfg.batch_size:
         raise ValueError(f"the data set has {len(dataset)} images, fewer than batch_size={cfg.batch_size}")
-    if cfg.crop_size is None and not hasattr(getattr(dataset, "base", dataset), "config"):
+    if cfg.crop_size is None and not fixed_size(dataset):
         raise ValueError(f"{type(dataset).__name__}: images of a real data set differ in size, so batches need "
                          f"TrainConfig.crop_size (e.g. 320); only synthetic splits can be used whole")
     device = torch.device(device)
@@ -106,8 +106,9 @@ def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Mo
     history: list[float] = []
     start, seconds = 0, 0.0
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    if ckpt is not None and ckpt.exists():
-        s = torch.load(ckpt, map_location=device, weights_only=False)
+    s = None if ckpt is None else load_cached(ckpt, lambda p: torch.load(p, map_location=device, weights_only=False),
+                                              f"training checkpoint of {desc}")
+    if s is not None:
         if s.get("config") != cfg.to_dict() or s.get("seed") != seed:
             raise ValueError(f"checkpoint {ckpt} was written by a run with another configuration or seed "
                              f"({s.get('config')}, seed {s.get('seed')}); delete it to start afresh")
@@ -117,7 +118,8 @@ def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Mo
         if torch.cuda.is_available() and s.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(s["cuda_rng"])
         start, history, seconds = s["epoch"], s["history"], s["seconds"]
-    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, initial=start, total=cfg.epochs)
+    bar = progress_bar(range(start, cfg.epochs), desc=desc, disable=not progress, initial=start, total=cfg.epochs,
+                       leave=True, unit="epoch")
     for epoch in bar:
         t0, total, n = time.perf_counter(), 0.0, 0
         for batch in loader:
@@ -157,9 +159,9 @@ def predict_masks(model: torch.nn.Module, dataset: Dataset, batch_size: int = 64
     """Argmax label maps of a segmentation ``model`` over ``dataset``: (N, H, W) uint8
     (a list when image sizes differ)."""
     model.eval().to(device)
-    same_size = hasattr(dataset, "config")
+    same_size = fixed_size(dataset)
     loader = DataLoader(dataset, batch_size=batch_size if same_size else 1, collate_fn=collate)
     out = []
-    for b in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    for b in progress_bar(loader, desc=desc, disable=not progress):
         out.extend(model(b["image"].to(device)).argmax(1).cpu().numpy().astype(np.uint8))
     return np.stack(out) if same_size else out

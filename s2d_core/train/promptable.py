@@ -14,7 +14,8 @@ mode for the whole batch (so prompt tensors share a shape):
 Mask loss: binary cross-entropy + Dice on the decoder's logits upsampled to the input size (SAM uses focal +
 Dice; BCE converges faster from scratch). The IoU head regresses the true IoU of each output
 (MSE). SAM's later interactive rounds (points sampled from the error, previous mask as input)
-are left out.
+are left out. Images enter as 8-bit pixel values, exactly as ``SamPredictor`` hands them to the
+model at inference.
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-
-from ..config import TinySAMConfig
 from ..data.shapes import object_world
+from ..models.config import TinySAMConfig
 from ..models.tiny_sam import build_tiny_sam, decode
+from ..progress import progress as progress_bar
+
+#: Recipe version of the pre-trained tiny SAM (this loop, the object world, the model):
+#: 2 = images enter as uint8 pixel values, as SamPredictor gives them at inference
+#: (version 1 fed un-quantised float images).
+RECIPE_VERSION = 2
 
 
 def _sample(rng: np.random.Generator, inst: np.ndarray, parts: np.ndarray, mode: str):
@@ -97,7 +102,11 @@ def pretrain_tiny_sam(cfg: TinySAMConfig = TinySAMConfig(), seed: int = 0, devic
                       progress: bool = True) -> tuple[torch.nn.Module, dict]:
     """Build and pre-train a tiny SAM; returns ``(sam, info)`` with the loss curve and time."""
     world = object_world(cfg.n_scenes, cfg.img_size, seed=0, split="train", progress=progress)
-    images = torch.from_numpy(world["image"]).permute(0, 3, 1, 2).contiguous()
+    empty = np.nonzero(world["instances"].reshape(len(world["instances"]), -1).max(1) == 0)[0]
+    if len(empty):  # every scene must offer an object to ask about
+        raise ValueError(f"object world ({cfg.n_scenes} scenes at {cfg.img_size} px): scenes {empty[:10].tolist()} "
+                         f"have no object; use a larger img_size or another n_scenes")
+    images = torch.from_numpy(world["image"]).permute(0, 3, 1, 2).contiguous()  # (n, 3, H, W) uint8
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     sam = build_tiny_sam(cfg).to(device).train()
@@ -107,12 +116,12 @@ def pretrain_tiny_sam(cfg: TinySAMConfig = TinySAMConfig(), seed: int = 0, devic
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
     modes = ("point", "point", "points", "box")
     curve, t0 = [], time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc="tiny SAM pre-training", disable=not progress, leave=False)
+    bar = progress_bar(range(cfg.steps), desc="tiny SAM pre-training", disable=not progress, leave=True, unit="step")
     for step in bar:
         idx = rng.integers(0, len(images), cfg.batch_size)
         mode = modes[step % len(modes)]
         target, pts, lab, boxes = prompt_batch(rng, world["instances"][idx], world["parts"][idx], mode)
-        x = sam.preprocess(images[idx].to(device) * 255.0)
+        x = sam.preprocess(images[idx].to(device).float())
         emb = sam.image_encoder(x)
         points = None if pts is None else (torch.as_tensor(pts, dtype=torch.float32, device=device),
                                            torch.as_tensor(lab, device=device))

@@ -8,12 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .overlay import _hwc, _np, cam_heatmap, colourise_mask, draw_outline
+from ..arrays import to_numpy
+from .overlay import as_picture, clean_axes, cam_heatmap, colourise_mask, draw_outline
 
-
-def _clean(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def show_cams(samples: Sequence[dict], cams: Sequence, class_names: Sequence[str], titles: Sequence[str] | None = None,
@@ -28,19 +25,19 @@ def show_cams(samples: Sequence[dict], cams: Sequence, class_names: Sequence[str
     n = len(samples)
     fig, axes = plt.subplots(2, n, figsize=(size * n, 2 * size + 0.5), squeeze=False)
     for j, (s, cam) in enumerate(zip(samples, cams)):
-        k = int(np.nonzero(_np(s["tags"]))[0][0])
+        k = int(np.nonzero(to_numpy(s["tags"]))[0][0])
         cls = k + 1
-        mask = _np(s["mask"])
-        axes[0, j].imshow(_hwc(s["image"]))
+        mask = to_numpy(s["mask"])
+        axes[0, j].imshow(as_picture(s["image"]))
         draw_outline(axes[0, j], mask == cls)
         axes[0, j].set_title(titles[j] if titles else class_names[cls], fontsize=8)
-        axes[1, j].imshow(cam_heatmap(s["image"], _np(cam)[k].astype(np.float32)))
+        axes[1, j].imshow(cam_heatmap(s["image"], to_numpy(cam)[k].astype(np.float32)))
         draw_outline(axes[1, j], mask == cls)
         if hidden_maps and "emblem" in s:
-            draw_outline(axes[1, j], _np(s["emblem"]) == cls, colour="black")
-            draw_outline(axes[1, j], (_np(s["context"]) == cls) & (mask == 0), colour="white", linestyle="--")
+            draw_outline(axes[1, j], to_numpy(s["emblem"]) == cls, colour="black")
+            draw_outline(axes[1, j], (to_numpy(s["context"]) == cls) & (mask == 0), colour="white", linestyle="--")
     for ax in axes.flat:
-        _clean(ax)
+        clean_axes(ax)
     axes[0, 0].set_ylabel("image", fontsize=9)
     axes[1, 0].set_ylabel("CAM", fontsize=9)
     fig.tight_layout()
@@ -53,16 +50,16 @@ def show_label_maps(images: Sequence, rows: Mapping[str, Sequence], size: float 
     n = len(images)
     fig, axes = plt.subplots(1 + len(rows), n, figsize=(size * n, size * (1 + len(rows)) + 0.2), squeeze=False)
     for j, img in enumerate(images):
-        axes[0, j].imshow(_hwc(img))
+        axes[0, j].imshow(as_picture(img))
         for i, maps in enumerate(rows.values(), start=1):
-            axes[i, j].imshow(colourise_mask(_np(maps[j]).astype(np.int64)), interpolation="nearest")
+            axes[i, j].imshow(colourise_mask(to_numpy(maps[j]).astype(np.int64)), interpolation="nearest")
     return finish_grid(fig, axes, rows)
 
 
 def finish_grid(fig, axes, row_names):
     """Clear the ticks of an image grid, name its rows ("image", then ``row_names``), tighten."""
     for ax in axes.flat:
-        _clean(ax)
+        clean_axes(ax)
     axes[0, 0].set_ylabel("image", fontsize=9)
     for i, name in enumerate(row_names, start=1):
         axes[i, 0].set_ylabel(name, fontsize=9)
@@ -79,12 +76,12 @@ def cam_decomposition(model, sample: dict, class_names: Sequence[str], k: int = 
     device = next(model.parameters()).device
     x = sample["image"][None].to(device)
     f = model.features(x)[0].cpu()  # (D, h, w)
-    cls = int(np.nonzero(_np(sample["tags"]))[0][0])
+    cls = int(np.nonzero(to_numpy(sample["tags"]))[0][0])
     w = model.head.weight[cls].flatten().cpu()  # (D,)
     contrib = w * f.mean((1, 2))
     top = torch.argsort(contrib, descending=True)[:k]
     fig, axes = plt.subplots(1, k + 2, figsize=(size * (k + 2), size + 0.5))
-    axes[0].imshow(_hwc(sample["image"]))
+    axes[0].imshow(as_picture(sample["image"]))
     axes[0].set_title(f"image ({class_names[cls + 1]})", fontsize=8)
     for a, d in zip(axes[1:], top.tolist()):
         a.imshow(f[d].numpy(), cmap="viridis")
@@ -93,7 +90,7 @@ def cam_decomposition(model, sample: dict, class_names: Sequence[str], k: int = 
     axes[-1].imshow(cam.numpy(), cmap="jet")
     axes[-1].set_title("ReLU(W$_c^T$F)\n(all channels)", fontsize=8)
     for a in axes:
-        _clean(a)
+        clean_axes(a)
     fig.tight_layout()
     return fig
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-STAGES = ("data", "classifier", "CAM", "densify", "pseudo masks", "segmenter", "evaluation")
-_NOTES = ("images +\nsparse labels", "tags only", "coarse maps", "C3 C4 C5 C6", "dense labels\n+ ignore",
-          "trained on\npseudo masks", "mIoU")
+STAGES = ("data", "classifier", "CAM", "densify", "enhance", "pseudo masks", "segmenter", "evaluation")
+_NOTES = ("images +\nsparse labels", "tags only", "coarse maps", "C3 C4 C5:\nfuller maps", "C6: SAM asked\nby any map",
+          "dense labels\n+ ignore", "trained on\npseudo masks", "mIoU")
 
 
 def stage_map(highlight: str | None = None, ax=None):
@@ -15,7 +15,7 @@ def stage_map(highlight: str | None = None, ax=None):
     if highlight is not None and highlight not in STAGES:
         raise ValueError(f"unknown stage {highlight!r}: expected one of {STAGES}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(12, 1.9))
+        _, ax = plt.subplots(figsize=(13, 1.9))
     w, gap = 1.45, 0.35
     for i, (name, note) in enumerate(zip(STAGES, _NOTES)):
         x = i * (w + gap)

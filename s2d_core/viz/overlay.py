@@ -10,19 +10,23 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.patches import Patch, Rectangle
 
-from ..data.images import to_hwc
+from ..arrays import to_hwc, to_numpy
 from ..data.voc import voc_colour_map
 
 
-def _hwc(image) -> np.ndarray:
-    return np.clip(to_hwc(image), 0, 1)
+def as_picture(image) -> np.ndarray:
+    """An image ready for ``imshow`` and for blending: (H, W, 3) float in [0, 1], from (3, H, W) or
+    (H, W, 3), float (clipped) or uint8 (divided by 255)."""
+    x = to_hwc(image)
+    return x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else np.clip(x, 0, 1)
 
 
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+def clean_axes(ax) -> None:
+    """No ticks: pictures of images and maps need none."""
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def label_palette(n: int = 256) -> np.ndarray:
@@ -39,15 +43,15 @@ _PALETTE = label_palette()
 
 def colourise_mask(mask) -> np.ndarray:
     """RGB ``(H, W, 3)`` of a label map; void (255) is white."""
-    m = _np(mask).astype(np.int64)
+    m = to_numpy(mask).astype(np.int64)
     return _PALETTE[np.clip(m, 0, 255)]
 
 
 def overlay_mask(image, mask, alpha: float = 0.55, background: bool = False) -> np.ndarray:
     """Blend label colours over an image; background (and void) stay as in the image unless
     ``background`` is True."""
-    img = _hwc(image)
-    m = _np(mask)
+    img = as_picture(image)
+    m = to_numpy(mask)
     col = colourise_mask(m)
     sel = (m != 255) if background else ((m > 0) & (m != 255))
     out = img.copy()
@@ -57,8 +61,8 @@ def overlay_mask(image, mask, alpha: float = 0.55, background: bool = False) -> 
 
 def cam_heatmap(image, cam, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
     """Blend a score map ``(H, W)`` in [0, 1] over an image as a heat map -> ``(H, W, 3)``."""
-    img = _hwc(image)
-    c = _np(cam).astype(np.float64)
+    img = as_picture(image)
+    c = to_numpy(cam).astype(np.float64)
     if c.shape != img.shape[:2]:
         raise ValueError(f"cam has shape {c.shape} but the image is {img.shape[:2]}")
     heat = plt.get_cmap(cmap)(np.clip(c, 0, 1))[..., :3]
@@ -67,20 +71,20 @@ def cam_heatmap(image, cam, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray
 
 def draw_outline(ax, region, colour="white", linewidth: float = 1.2, linestyle: str = "-") -> None:
     """Outline of a boolean region ``(H, W)`` on ``ax`` (nothing if the region is empty)."""
-    r = _np(region).astype(float)
+    r = to_numpy(region).astype(float)
     if r.any():
         ax.contour(r, levels=[0.5], colors=[colour], linewidths=linewidth, linestyles=linestyle)
 
 
 def draw_points(ax, points, size: float = 60) -> None:
     """Clicks ``(K, 3)`` rows ``(y, x, class)`` as dots in their class colour with a white rim."""
-    for y, x, c in _np(points).reshape(-1, 3):
+    for y, x, c in to_numpy(points).reshape(-1, 3):
         ax.scatter([x], [y], s=size, c=[_PALETTE[int(c)]], edgecolors="white", linewidths=1.5, zorder=3)
 
 
 def draw_boxes(ax, boxes, linewidth: float = 2) -> None:
     """Boxes ``(K, 5)`` rows ``(x0, y0, x1, y1, class)``, inclusive pixel corners."""
-    for x0, y0, x1, y1, c in _np(boxes).reshape(-1, 5):
+    for x0, y0, x1, y1, c in to_numpy(boxes).reshape(-1, 5):
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False,
                                edgecolor=_PALETTE[int(c)], linewidth=linewidth))
 
@@ -88,8 +92,8 @@ def draw_boxes(ax, boxes, linewidth: float = 2) -> None:
 def draw_scribbles(ax, image, scribbles) -> None:
     """Scribble map ``(H, W)`` (class on strokes, 0 background strokes, 255 unlabelled) over a
     dimmed image; background strokes are drawn in black-outlined grey."""
-    img = _hwc(image) * 0.6
-    s = _np(scribbles)
+    img = as_picture(image) * 0.6
+    s = to_numpy(scribbles)
     col = colourise_mask(s)
     col[s == 0] = (0.85, 0.85, 0.85)
     img[s != 255] = col[s != 255]
@@ -119,13 +123,13 @@ def show_sample(ax, sample: dict, kind: str, class_names: Sequence[str] | None =
     elif kind in ("mask", "emblem", "context"):
         ax.imshow(overlay_mask(image, sample[kind], alpha=0.85 if kind == "mask" else 0.7), interpolation="nearest")
     else:
-        ax.imshow(_hwc(image), interpolation="nearest")
+        ax.imshow(as_picture(image), interpolation="nearest")
     if kind == "points":
         draw_points(ax, sample["points"])
     elif kind == "boxes":
         draw_boxes(ax, sample["boxes"])
     elif kind == "tags":
-        tags = np.nonzero(_np(sample["tags"]))[0] + 1
+        tags = np.nonzero(to_numpy(sample["tags"]))[0] + 1
         text = ", ".join(class_names[c] if class_names else str(c) for c in tags)
         ax.text(0.5, -0.02, text, transform=ax.transAxes, ha="center", va="top", fontsize=9,
                 bbox=dict(facecolor="white", alpha=0.9, edgecolor="none"))
@@ -142,7 +146,7 @@ def annotation_panel(sample: dict, class_names: Sequence[str] | None = None,
     for ax, kind in zip(np.atleast_1d(axes), kinds):
         show_sample(ax, sample, kind, class_names)
     if class_names is not None:
-        present = sorted(set(np.unique(_np(sample["mask"]))) - {255})
+        present = sorted(set(np.unique(to_numpy(sample["mask"]))) - {255})
         fig.legend(handles=legend_handles(class_names, present), loc="lower center",
                    ncol=len(present), frameon=False, fontsize=9, bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()

@@ -10,12 +10,8 @@ import numpy as np
 from matplotlib.collections import LineCollection
 
 from ..pseudo.prompts import Prompts
-from .overlay import _hwc, cam_heatmap, draw_outline
+from .overlay import as_picture, clean_axes, cam_heatmap, draw_outline
 
-
-def _clean(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def _cells_to_xy(nodes: np.ndarray, grid: int, height: int, width: int) -> np.ndarray:
@@ -36,7 +32,7 @@ def draw_prompts(ax, prompts: Prompts, size: float = 70) -> None:
 
 def show_graph(ax, image, W, nodes: np.ndarray, grid: int, max_edges: int = 4000) -> None:
     """The kNN graph over the image: nodes at cell centres, edges darker when stronger."""
-    img = _hwc(image)
+    img = as_picture(image)
     h, w = img.shape[:2]
     ax.imshow(img)
     xy = _cells_to_xy(nodes, grid, h, w)
@@ -54,14 +50,14 @@ def show_graph(ax, image, W, nodes: np.ndarray, grid: int, max_edges: int = 4000
     ax.scatter(xy[:, 0], xy[:, 1], s=2, c="white")
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
-    _clean(ax)
+    clean_axes(ax)
 
 
 def show_eigenvectors(image, vectors: np.ndarray, nodes: np.ndarray, grid: int, eigenvalues: np.ndarray,
                       count: int = 3, size: float = 2.0):
     """The first ``count`` eigenvectors of the normalised Laplacian, one panel each, painted on
     their grid cells over the image (blue negative, red positive)."""
-    img = _hwc(image)
+    img = as_picture(image)
     h, w = img.shape[:2]
     count = min(count, vectors.shape[1])
     fig, axes = plt.subplots(1, count, figsize=(size * count, size + 0.3), squeeze=False)
@@ -74,7 +70,7 @@ def show_eigenvectors(image, vectors: np.ndarray, nodes: np.ndarray, grid: int, 
         ax.imshow(field, cmap="coolwarm", vmin=-1, vmax=1, alpha=0.75, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
                   interpolation="nearest")
         ax.set_title(f"eigenvector {k + 1}\n$\\lambda_{k + 1}$ = {eigenvalues[k]:.4f}", fontsize=8)
-        _clean(ax)
+        clean_axes(ax)
     fig.tight_layout()
     return fig
 
@@ -99,14 +95,14 @@ def plot_spectrum(eigenvalues: np.ndarray, k: int, ax=None, ratio: float | None 
 
 def show_clusters(ax, image, clusters: np.ndarray, prompts: Prompts | None = None) -> None:
     """Cluster of each grid cell in its own colour over the image, with the chosen points."""
-    img = _hwc(image)
+    img = as_picture(image)
     h, w = img.shape[:2]
     ax.imshow(img)
     c = np.ma.masked_less(clusters.astype(float), 0)
     ax.imshow(c, cmap="tab20", vmin=0, vmax=19, alpha=0.6, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
     if prompts is not None:
         draw_prompts(ax, prompts)
-    _clean(ax)
+    clean_axes(ax)
 
 
 def compare_prompts(image, cam: np.ndarray, truth: np.ndarray, results: Mapping[str, tuple[Prompts, np.ndarray]],
@@ -123,14 +119,14 @@ def compare_prompts(image, cam: np.ndarray, truth: np.ndarray, results: Mapping[
         draw_prompts(axes[0, j], pr)
         draw_outline(axes[0, j], truth)
         axes[0, j].set_title(name, fontsize=9)
-        axes[1, j].imshow(_hwc(image))
+        axes[1, j].imshow(as_picture(image))
         if mask.any():
             axes[1, j].imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.55)
         draw_outline(axes[1, j], truth)
         iou = (mask & truth).sum() / max((mask | truth).sum(), 1)
         axes[1, j].set_xlabel(f"IoU {iou:.2f}", fontsize=8)
         for ax in axes[:, j]:
-            _clean(ax)
+            clean_axes(ax)
     axes[0, 0].set_ylabel("prompts on the CAM", fontsize=8)
     axes[1, 0].set_ylabel("mask chosen", fontsize=8)
     fig.tight_layout()
@@ -142,16 +138,16 @@ def show_candidates(image, masks: np.ndarray, scores: Sequence[float], prompts: 
     """The candidate masks a segmenter returns for one question, with their scores."""
     n = len(masks)
     fig, axes = plt.subplots(1, n + 1, figsize=(size * (n + 1), size + 0.4), squeeze=False)
-    axes[0, 0].imshow(_hwc(image))
+    axes[0, 0].imshow(as_picture(image))
     draw_prompts(axes[0, 0], prompts)
     axes[0, 0].set_title("prompt", fontsize=9)
     for j, (m, s) in enumerate(zip(masks, scores), start=1):
-        axes[0, j].imshow(_hwc(image))
+        axes[0, j].imshow(as_picture(image))
         axes[0, j].imshow(np.ma.masked_where(~m, m), cmap="autumn", alpha=0.55)
         if truth is not None:
             draw_outline(axes[0, j], truth)
         axes[0, j].set_title(titles[j - 1] if titles else f"candidate {j}: score {s:.2f}", fontsize=8)
     for ax in axes.ravel():
-        _clean(ax)
+        clean_axes(ax)
     fig.tight_layout()
     return fig

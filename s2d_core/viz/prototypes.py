@@ -7,21 +7,17 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 import torch.nn.functional as F
 
 from .cams import finish_grid
-from .overlay import _hwc, _np, cam_heatmap, colourise_mask, draw_outline
+from ..arrays import to_numpy
+from .overlay import as_picture, clean_axes, cam_heatmap, colourise_mask, draw_outline
 
-
-def _clean(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def _up(x, size) -> np.ndarray:
     """A (h, w) map resized (nearest) to ``size`` for drawing over the image."""
-    import torch
-
     t = torch.as_tensor(np.asarray(x, dtype=np.float32))[None, None]
     return F.interpolate(t, size=tuple(size), mode="nearest")[0, 0].numpy()
 
@@ -37,22 +33,22 @@ def compare_maps(samples: Sequence[dict], rows: Mapping[str, Sequence], titles: 
     n = len(samples)
     fig, axes = plt.subplots(1 + len(rows), n, figsize=(size * n, size * (1 + len(rows)) + 0.3), squeeze=False)
     for j, s in enumerate(samples):
-        axes[0, j].imshow(_hwc(s["image"]))
-        tagged = np.nonzero(_np(s["tags"]))[0]
+        axes[0, j].imshow(as_picture(s["image"]))
+        tagged = np.nonzero(to_numpy(s["tags"]))[0]
         if len(tagged) == 0:  # nothing to show for an image without tags
             continue
         k = int(tagged[0])
-        mask = _np(s["mask"])
+        mask = to_numpy(s["mask"])
         draw_outline(axes[0, j], mask == k + 1)
         if titles:
             axes[0, j].set_title(titles[j], fontsize=8)
         for i, maps in enumerate(rows.values(), start=1):
             ax = axes[i, j]
-            ax.imshow(cam_heatmap(s["image"], _np(maps[j])[k].astype(np.float32)))
+            ax.imshow(cam_heatmap(s["image"], to_numpy(maps[j])[k].astype(np.float32)))
             draw_outline(ax, mask == k + 1)
             if hidden_maps and "emblem" in s:
-                draw_outline(ax, _np(s["emblem"]) == k + 1, colour="black")
-                draw_outline(ax, (_np(s["context"]) == k + 1) & (mask == 0), colour="white", linestyle="--")
+                draw_outline(ax, to_numpy(s["emblem"]) == k + 1, colour="black")
+                draw_outline(ax, (to_numpy(s["context"]) == k + 1) & (mask == 0), colour="white", linestyle="--")
     return finish_grid(fig, axes, rows)
 
 
@@ -64,28 +60,28 @@ def show_steps(sample: dict, panels: Mapping[str, object], size: float = 2.0):
     discrepancy regions (green: false negatives, red: false positives). Low-resolution maps are
     shown with nearest-neighbour upsampling, so every feature cell is visible.
     """
-    image = _hwc(sample["image"])
+    image = as_picture(sample["image"])
     size_hw = image.shape[:2]
-    mask = _np(sample["mask"])
+    mask = to_numpy(sample["mask"])
     fig, axes = plt.subplots(1, 1 + len(panels), figsize=(size * (1 + len(panels)), size + 0.4))
     axes[0].imshow(image)
     axes[0].set_title("image", fontsize=9)
     for ax, (title, p) in zip(axes[1:], panels.items()):
         if isinstance(p, Mapping):
             rgb = image * 0.45
-            fn, fp = _up(_np(p["fn"]), size_hw) > 0, _up(_np(p["fp"]), size_hw) > 0
+            fn, fp = _up(to_numpy(p["fn"]), size_hw) > 0, _up(to_numpy(p["fp"]), size_hw) > 0
             rgb[fn] = [0.1, 0.85, 0.2]
             rgb[fp] = [0.95, 0.15, 0.1]
             ax.imshow(rgb)
         elif title.endswith("labels"):
-            ax.imshow(colourise_mask(_up(_np(p), size_hw).astype(np.int64)), interpolation="nearest")
+            ax.imshow(colourise_mask(_up(to_numpy(p), size_hw).astype(np.int64)), interpolation="nearest")
         else:
-            ax.imshow(cam_heatmap(sample["image"], np.clip(_up(_np(p), size_hw), 0, 1)))
+            ax.imshow(cam_heatmap(sample["image"], np.clip(_up(to_numpy(p), size_hw), 0, 1)))
         ax.set_title(title, fontsize=9)
     for ax in axes:
         for cls in np.unique(mask[(mask > 0) & (mask < 255)]):
             draw_outline(ax, mask == cls, linewidth=0.9)
-        _clean(ax)
+        clean_axes(ax)
     fig.tight_layout()
     return fig
 
@@ -108,7 +104,7 @@ def plot_assignment(points: np.ndarray, assignment: np.ndarray, prototypes: np.n
     counts = np.bincount(hard[~none], minlength=a.shape[1] if a.ndim == 2 else max(hard.max() + 1, 1))
     ax.set_title(f"{title}\nsizes {[int(c) for c in counts]}", fontsize=9)
     ax.set_aspect("equal")
-    _clean(ax)
+    clean_axes(ax)
     return ax
 
 
@@ -131,7 +127,7 @@ def plot_plan(plan: np.ndarray, order: np.ndarray | None = None, title: str = "t
 
 def show_clusters(sample: dict, clusters: np.ndarray, title: str = "", ax=None):
     """Cells of an image coloured by the prototype they match best (-1: not a seed cell)."""
-    image = _hwc(sample["image"])
+    image = as_picture(sample["image"])
     c = _up(np.asarray(clusters, dtype=np.float32), image.shape[:2]).astype(np.int64)
     if ax is None:
         _, ax = plt.subplots(figsize=(2, 2))
@@ -141,7 +137,7 @@ def show_clusters(sample: dict, clusters: np.ndarray, title: str = "", ax=None):
         rgb[c == k] = 0.35 * image[c == k] + 0.65 * np.array(palette(int(k))[:3])
     ax.imshow(rgb)
     ax.set_title(title, fontsize=9)
-    _clean(ax)
+    clean_axes(ax)
     return ax
 
 

@@ -1,0 +1,23 @@
+"""Orchestration above the stage map: train on demand, cache, and run method X on data Y.
+
+The stages (data -> models -> cam -> densify -> pseudo -> train -> eval) only import the
+stages before them; this layer imports them all:
+
+* :mod:`.artifacts`: cached trained networks, maps and the tiny SAM (``get_classifier``, ...);
+* :mod:`.methods`: the method registry's front door (``list_methods``, ``build_method``);
+* :mod:`.run`: the whole pipeline of one benchmark run, stage by stage (``PipelineRun``);
+* :mod:`.config` and :mod:`.presets`: ``PipelineConfig`` and its named values.
+"""
+
+from .artifacts import (RECIPES, dataset_id, describe, get_cams, get_classifier, get_segmenter, get_tiny_sam,
+                        masks_digest, state_dict_sha256)
+from .config import PipelineConfig
+from .methods import (build_method, enhancer_table, get_enhancer, get_method, list_enhancers, list_methods,
+                      make_predictor, method_table)
+from .presets import PIPELINES, get_pipeline
+from .run import PARAMETERS, PipelineRun, run_config, validate_params
+
+__all__ = ["PARAMETERS", "PIPELINES", "RECIPES", "PipelineConfig", "PipelineRun", "build_method", "dataset_id",
+           "describe", "enhancer_table", "get_cams", "get_classifier", "get_enhancer", "get_method", "get_pipeline",
+           "get_segmenter", "get_tiny_sam", "list_enhancers", "list_methods", "make_predictor", "masks_digest",
+           "method_table", "run_config", "state_dict_sha256", "validate_params"]
