@@ -1,7 +1,7 @@
-"""``python -m benchmarks run|table|list SUITE``: see :mod:`benchmarks.runner`."""
+"""``python -m benchmarks run|table|list SUITE``: see :mod:`benchmarks.cli`."""
 
 import sys
 
-from .runner import main
+from .cli import main
 
 sys.exit(main())

@@ -7,140 +7,145 @@ A cell is the mean (± sample std) pseudo-mask mIoU (%) over the seeds present i
 suites, with the change against the method's own pseudo masks of the same seeds in brackets;
 a cell with fewer seeds than its row names them in square brackets. Final mIoU (a segmentation network trained on the pseudo masks) is listed below the
 table for the rows that have one.
+
+Both suites' records are read with :func:`benchmarks.reports.records_frame`; seeds are paired
+by joining the two tables on method and seed.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
-from collections import defaultdict
 from pathlib import Path
 
+import pandas as pd
+
 from s2d_core.cache import atomic_write_bytes
+from s2d_core.pipeline import list_methods
+from s2d_core.pseudo.config import PROMPT_STRATEGIES as C6_STRATEGIES
+from s2d_core.pseudo.config import SEGMENTERS as C6_SEGMENTERS
 
-from .runner import RECORDS_DIR, load_records
+from .reports import load_records, markdown, pct, plain_mean, records_frame, sample_std, table_csv
+from .suites import RECORDS_DIR
 
-STRATEGIES = ("spectral", "peak", "random", "kmeans", "box")
-SEGMENTERS = ("tiny_sam", "random_walker", "sam")
-METHOD_ORDER = ("cam", "proto", "c3", "c4", "vit_cam", "vit_attn", "c5")
-
-
-def _mean(xs):
-    return sum(xs) / len(xs) if xs else None
-
-
-def _sd(xs):
-    """Sample standard deviation (None for fewer than two values)."""
-    if len(xs) < 2:
-        return None
-    m = _mean(xs)
-    return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+METHOD_ORDER = tuple(list_methods())  # the registry's order: baselines first
+C6_KEY = ["method", "c6", "c6_segmenter"]
 
 
-def _cell(v, sd) -> str:
-    return f"{100 * v:.1f}" + ("" if sd is None else f" ± {100 * sd:.1f}")
+def _seeds(s: pd.Series) -> str:
+    return " ".join(map(str, sorted(s)))
 
 
-def gain_rows(base_records: list[dict], c6_records: list[dict], preset: str = "cpu") -> list[dict]:
-    """One row per method: ``own`` (mean over shared seeds) and ``<strategy>/<segmenter>`` means."""
-    own: dict[str, dict[int, float]] = defaultdict(dict)
-    own_final: dict[str, dict[int, float]] = defaultdict(dict)
-    for r in base_records:
-        p = r["params"]
-        if (p.get("refine", "none") == "none" and p.get("c6", "none") == "none"
-                and p.get("dataset", "synthetic") == "synthetic" and p.get("preset", "cpu") == preset):
-            own[p["method"]][p["seed"]] = r["metrics"]["pseudo_miou"]
-            if r["metrics"].get("final_miou") is not None:
-                own_final[p["method"]][p["seed"]] = r["metrics"]["final_miou"]
-    c6: dict[tuple, dict[int, float]] = defaultdict(dict)
-    c6_final: dict[tuple, dict[int, float]] = defaultdict(dict)
-    for r in c6_records:
-        p = r["params"]
-        if p.get("preset", "cpu") != preset or p.get("dataset", "synthetic") != "synthetic":
-            continue
-        key = (p["method"], p["c6"], p.get("c6_segmenter", "tiny_sam"))
-        seen = c6[key].get(p["seed"])
-        if seen is not None and abs(seen - r["metrics"]["pseudo_miou"]) > 1e-9:
-            # a whole-pipeline run and a pseudo-mask run of the same setting must agree: same masks
-            raise ValueError(f"{r['run_id']}: pseudo-mask mIoU {r['metrics']['pseudo_miou']:.4f} differs from "
-                             f"{seen:.4f} of another run of {key}, seed {p['seed']}")
-        c6[key][p["seed"]] = r["metrics"]["pseudo_miou"]
-        if r["metrics"].get("final_miou") is not None:
-            c6_final[key][p["seed"]] = r["metrics"]["final_miou"]
-    methods = [m for m in METHOD_ORDER if any(k[0] == m for k in c6)] + \
-              sorted({k[0] for k in c6} - set(METHOD_ORDER))
-    rows = []
-    for m in methods:
-        seeds = sorted(set(own[m]) & set().union(*[set(v) for k, v in c6.items() if k[0] == m]))
-        row = {"method": m, "seeds": " ".join(map(str, seeds)), "own": _mean([own[m][s] for s in seeds]),
-               "own_sd": _sd([own[m][s] for s in seeds])}
-        for strat in STRATEGIES:
-            for seg in SEGMENTERS:
-                got = c6.get((m, strat, seg), {})
-                vals = [got[s] for s in seeds if s in got]
-                if vals:
-                    row[f"{strat}/{seg}"] = _mean(vals)
-                    row[f"{strat}/{seg}/sd"] = _sd(vals)
-                    row[f"{strat}/{seg}/n"] = len(vals)
-                    row[f"{strat}/{seg}/seeds"] = " ".join(str(s) for s in seeds if s in got)
-                    if len(vals) < len(seeds):  # the change is against the own masks of the same seeds
-                        row[f"{strat}/{seg}/own"] = _mean([own[m][s] for s in seeds if s in got])
-        finals = []
-        for (mm, strat, seg), got in c6_final.items():
-            if mm == m:
-                shared = sorted(set(got) & set(own_final[m]))
-                if shared:
-                    finals.append((strat, seg, shared, _mean([got[s] for s in shared]),
-                                   _mean([own_final[m][s] for s in shared])))
-        row["finals"] = finals
-        rows.append(row)
-    return rows
+def _last_per_seed(runs: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """The last record (in file order) of each setting and seed, as the table has always read them."""
+    return runs.drop_duplicates([*key, "seed"], keep="last")
 
 
-def gain_markdown(rows: list[dict]) -> str:
-    cols = [f"{st}/{sg}" for sg in SEGMENTERS for st in STRATEGIES if any(f"{st}/{sg}" in r for r in rows)]
-    head = "| method | seeds | own pseudo masks | " + " | ".join(c.replace("/", " + ").replace("_", " ") for c in cols) + " |"
-    lines = [head, "|" + "---|" * (3 + len(cols))]
-    for r in rows:
-        cells = [r["method"], r["seeds"], "" if r["own"] is None else _cell(r["own"], r["own_sd"])]
-        for c in cols:
-            if c not in r:
-                cells.append("")
-                continue
-            v, n = r[c], r[f"{c}/n"]
-            own = r.get(f"{c}/own", r["own"])
-            d = "" if own is None else f" ({100 * (v - own):+.1f})"
-            cells.append(_cell(v, r[f"{c}/sd"]) + d + ("" if n == len(r["seeds"].split()) else f" [seed{'s' * (n > 1)} {r[f'{c}/seeds']}]"))
-        lines.append("| " + " | ".join(cells) + " |")
-    finals = [(r["method"], *f) for r in rows for f in r["finals"]]
-    if finals:
-        lines += ["", "Final mIoU (val, segmentation network trained on the pseudo masks), same seeds:", "",
-                  "| method | C6 | seeds | own pseudo masks | + C6 |", "|---|---|---|---|---|"]
-        for m, strat, seg, seeds, c6v, ownv in finals:
-            lines.append(f"| {m} | {strat} + {seg.replace('_', ' ')} | {' '.join(map(str, seeds))} | "
-                         f"{100 * ownv:.1f} | {100 * c6v:.1f} ({100 * (c6v - ownv):+.1f}) |")
-    return "\n".join(lines)
+def _check_agreement(c6: pd.DataFrame) -> None:
+    """A whole-pipeline run and a pseudo-mask run of the same setting and seed must agree: same masks."""
+    seen = c6.groupby([*C6_KEY, "seed"], sort=False)["pseudo_miou"].shift()
+    bad = c6[(c6["pseudo_miou"] - seen).abs() > 1e-9]
+    if len(bad):
+        r = bad.iloc[0]
+        raise ValueError(f"{r['run_id']}: pseudo-mask mIoU {r['pseudo_miou']:.4f} differs from "
+                         f"{seen[bad.index[0]]:.4f} of another run of {tuple(r[C6_KEY])}, seed {r['seed']}")
+
+
+def gain_tables(base: pd.DataFrame, c6: pd.DataFrame, preset: str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The gain table (one row per method) and the final-mIoU table, from two :func:`records_frame`\\ s.
+
+    Gain columns: ``method``, ``seeds`` (those of the method in both suites), ``own`` /
+    ``own_sd`` (the method's own pseudo masks over them) and, per ``<strategy>/<segmenter>``,
+    the mean, ``/sd``, ``/n``, ``/seeds`` and, for a cell with fewer seeds than its row,
+    ``/own`` (the own masks over the cell's seeds). Fractions; sd is NaN below two seeds.
+    """
+    own = base[(base["refine"] == "none") & (base["c6"] == "none") & (base["dataset"] == "synthetic")
+               & (base["preset"] == preset)]
+    c6 = c6[(c6["preset"] == preset) & (c6["dataset"] == "synthetic")]
+    _check_agreement(c6)
+    present = set(c6["method"])
+    methods = [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
+
+    # a C6 result and the own pseudo masks of the same method and seed, side by side
+    paired = (_last_per_seed(c6, C6_KEY)[[*C6_KEY, "seed", "pseudo_miou"]]
+              .merge(_last_per_seed(own, ["method"])[["method", "seed", "pseudo_miou"]],
+                     on=["method", "seed"], suffixes=("", "_own"))
+              .sort_values("seed", kind="stable"))
+    rows = (paired.drop_duplicates(["method", "seed"]).groupby("method")
+            .agg(seeds=("seed", _seeds), own=("pseudo_miou_own", plain_mean), own_sd=("pseudo_miou_own", sample_std))
+            .reindex(methods))
+    rows["seeds"] = rows["seeds"].fillna("")
+
+    shown = paired[paired["c6"].isin(C6_STRATEGIES) & paired["c6_segmenter"].isin(C6_SEGMENTERS)]
+    cells = shown.groupby(C6_KEY).agg(value=("pseudo_miou", plain_mean), sd=("pseudo_miou", sample_std),
+                                      n=("seed", "size"), seeds=("seed", _seeds), own=("pseudo_miou_own", plain_mean))
+    cells = cells.reset_index(["c6", "c6_segmenter"])
+    cells["column"] = cells["c6"] + "/" + cells["c6_segmenter"]
+    # the change is against the own masks of the cell's seeds only where the cell has fewer than its row
+    cells["own"] = cells["own"].where(cells["n"] < rows["seeds"].str.split().str.len().reindex(cells.index))
+    wide = cells.pivot(columns="column", values=["value", "sd", "n", "seeds", "own"])
+    wide.columns = [c if stat == "value" else f"{c}/{stat}" for stat, c in wide.columns]
+    wide = wide.drop(columns=[c for c in wide if c.endswith("/own") and wide[c].isna().all()])
+    wide = wide.astype({c: "Int64" for c in wide if c.endswith("/n")})  # counts, empty where no cell
+    gain = rows.join(wide).rename_axis("method").reset_index()
+
+    # final mIoU: every seed with a final result in both suites
+    finals = c6[c6["final_miou"].notna()]
+    order = finals.groupby(C6_KEY, sort=False).ngroup().rename("order")  # first record of each setting first
+    finals = (_last_per_seed(finals.join(order), C6_KEY)[[*C6_KEY, "order", "seed", "final_miou"]]
+              .merge(_last_per_seed(own[own["final_miou"].notna()], ["method"])[["method", "seed", "final_miou"]],
+                     on=["method", "seed"], suffixes=("", "_own"))
+              .sort_values("seed", kind="stable"))
+    finals = (finals.groupby([*C6_KEY, "order"])
+              .agg(seeds=("seed", _seeds), final=("final_miou", plain_mean), own=("final_miou_own", plain_mean))
+              .reset_index())
+    finals = (finals.assign(rank=finals["method"].map(methods.index)).sort_values(["rank", "order"], ignore_index=True)
+              .drop(columns=["rank", "order"]))
+    return gain, finals
+
+
+def _delta(x: pd.Series) -> pd.Series:
+    return (100 * x).map("{:+.1f}".format)
+
+
+def _mean_sd(mean: pd.Series, sd: pd.Series) -> pd.Series:
+    return pct(mean) + (" ± " + pct(sd)).where(sd.notna(), "")
+
+
+def gain_markdown(gain: pd.DataFrame, finals: pd.DataFrame) -> str:
+    cols = [f"{st}/{sg}" for sg in C6_SEGMENTERS for st in C6_STRATEGIES if f"{st}/{sg}" in gain]
+    cells = gain[["method", "seeds"]].copy()
+    cells["own pseudo masks"] = _mean_sd(gain["own"], gain["own_sd"]).where(gain["own"].notna(), "")
+    n_row = gain["seeds"].str.split().str.len()
+    for c in cols:
+        v, n = gain[c], gain[f"{c}/n"]
+        own = gain[f"{c}/own"].fillna(gain["own"]) if f"{c}/own" in gain else gain["own"]
+        delta = (" (" + _delta(v - own) + ")").where(own.notna(), "")
+        few = (" [seed" + n.gt(1).map({True: "s", False: ""}) + " " + gain[f"{c}/seeds"] + "]").where(n != n_row, "")
+        cells[c.replace("/", " + ").replace("_", " ")] = (_mean_sd(v, gain[f"{c}/sd"]) + delta + few).where(v.notna(), "")
+    md = markdown(cells)
+    if len(finals):
+        f = pd.DataFrame({"method": finals["method"],
+                          "C6": finals["c6"] + " + " + finals["c6_segmenter"].str.replace("_", " "),
+                          "seeds": finals["seeds"], "own pseudo masks": pct(finals["own"]),
+                          "+ C6": pct(finals["final"]) + " (" + _delta(finals["final"] - finals["own"]) + ")"})
+        md += "\n\nFinal mIoU (val, segmentation network trained on the pseudo masks), same seeds:\n\n" + markdown(f)
+    return md
 
 
 def write_gain(base: Path | None = None, c6: Path | None = None, out: Path | None = None) -> Path:
+    """Write ``gain.md`` and ``gain.csv`` (default: from the committed ``cpu`` and ``c6`` records)."""
     base = base or RECORDS_DIR / "cpu" / "runs"
     c6 = c6 or RECORDS_DIR / "c6" / "runs"
     out = out or RECORDS_DIR / "c6"
     c6_records = load_records(c6) if c6.is_dir() else []
     if not c6_records:
         raise ValueError(f"no C6 records in {c6}: run `python -m benchmarks run c6` first")
-    rows = gain_rows(load_records(base), c6_records)
+    gain, finals = gain_tables(records_frame(load_records(base)), records_frame(c6_records))
     md = (f"<!-- written by `python -m benchmarks.c6_table` from {len(c6_records)} c6 records and the cpu suite -->\n\n"
           "Pseudo-mask mIoU (%, 2 000 training images) of each method's own pseudo masks and with C6 on top "
-          "(change in brackets), mean over the seeds in the second column:\n\n" + gain_markdown(rows) + "\n")
+          "(change in brackets), mean over the seeds in the second column:\n\n" + gain_markdown(gain, finals) + "\n")
     atomic_write_bytes(out / "gain.md", md.encode())
-    buf = io.StringIO()
-    fields = sorted({k for r in rows for k in r if k != "finals"}, key=lambda k: (k not in ("method", "seeds", "own"), k))
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(out / "gain.csv", buf.getvalue().encode())
+    atomic_write_bytes(out / "gain.csv", table_csv(gain, ["method", "seeds", "own"]))
     return out / "gain.md"
 
 

@@ -50,19 +50,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from sklearn.cluster import SpectralClustering
 
+    from s2d_core.arrays import to_uint8
     from s2d_core.data import get_dataset
-    from s2d_core.densify import get_method
     from s2d_core.eval.seeds import evaluate_cam_method
-    from s2d_core.models.promptable import sam_predictor, to_uint8_image
-    from s2d_core.presets import get_pipeline
+    from s2d_core.models.promptable import sam_predictor
+    from s2d_core.pipeline import build_method, get_pipeline, get_tiny_sam
     from s2d_core.pseudo.prompted import segmenter_features
+    from s2d_core.pseudo.config import PROMPT_STRATEGIES
     from s2d_core.pseudo.prompts import affinity_graph, pool, select_prompts
-    from s2d_core.train import get_tiny_sam
 
     torch.set_num_threads(torch.get_num_threads())
     cfg = get_pipeline(a.preset)
     train, val = get_dataset("synthetic", "train", a.preset), get_dataset("synthetic", "val", a.preset)
-    method, _ = get_method(a.method)(train, cfg, seed=0, device="cpu")
+    method, _ = build_method(a.method, train, cfg, seed=0, device="cpu")
     n = min(a.images, len(val))
     ev = evaluate_cam_method(method, val, indices=range(n))
     threshold = ev["best_threshold"]
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     pred = sam_predictor(sam)
     feats = []
     for i in range(n):
-        pred.set_image(to_uint8_image(val[i]["image"]))
+        pred.set_image(to_uint8(val[i]["image"]))
         feats.append(segmenter_features(pred))
     c6 = cfg.c6
     log(f"{n} images, {a.method} CAMs (threshold {threshold:.2f}), graph {c6.graph_size} x {c6.graph_size}")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     per_image("spectral")  # warm-up
     rows = {}
-    for strategy in ("spectral", "kmeans", "peak", "random", "box"):
+    for strategy in PROMPT_STRATEGIES:
         ms, nodes = per_image(strategy)
         rows[strategy] = {"mean_ms": float(ms.mean()), "median_ms": float(np.median(ms)),
                           "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max())}

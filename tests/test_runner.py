@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.runner import (PARAMETERS, SuiteError, aggregate, load_suite, main, markdown_table, run_id,
-                               run_suite, validate_params, write_tables)
+from benchmarks.cli import main
+from benchmarks.execute import run_suite
+from benchmarks.params import PARAMETERS, run_id, validate_params
+from benchmarks.reports import aggregate, markdown_table, records_frame, write_tables
+from benchmarks.suites import SuiteError, load_suite
+
+RECORDS = Path(__file__).resolve().parents[1] / "benchmarks" / "records"
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +32,7 @@ def test_shipped_suites_load(name):
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"method": "magic"}, "unknown method 'magic'"),
+    ({"method": "magic"}, "unknown method 'magic'.*mutual_calibration \\(c3, cpmc\\)"),
     ({"refine": "grabcut"}, "refine must be"),
     ({"dataset": "voc"}, "needs dataset_root"),
     ({"dataset": "voc", "dataset_root": "/no/such/VOC2012"}, "does not exist"),
@@ -37,7 +42,7 @@ def test_shipped_suites_load(name):
     ({"overrides": {"classifier_train": {"epochs": 0}}}, "epochs must be >= 1"),
     ({"colour": "red"}, "unknown parameter"),
     ({"preset": "voc"}, "has no synthetic data"),
-    ({"c6": "clicks"}, "c6 must be one of"),
+    ({"c6": "clicks"}, "unknown enhancer 'clicks'.*spectral_prompts \\(c6, spectral\\)"),
     ({"c6": "spectral", "c6_segmenter": "grabcut"}, "c6_segmenter must be"),
     ({"c6": "spectral", "c6_segmenter": "sam"}, "needs sam_checkpoint"),
     ({"c6": "spectral", "c6_segmenter": "sam", "sam_checkpoint": "/no/sam_vit_b.pth"}, "is not a file"),
@@ -111,7 +116,7 @@ def test_smoke_suite_and_tables(tmp_path, capsys):
         assert (records.parent / f"table.{ext}").stat().st_size > 0
     md = (records.parent / "table.md").read_text()
     assert "| cam | none | none | 0 |" in md and "| cam | crf | none | 0 |" in md  # rows, then the seeds averaged
-    assert "| c4 | none | none | 0 |" in md and "| c5 | none | none | 0 |" in md
+    assert "| multi_prototype_ot | none | none | 0 |" in md and "| ot_proxy | none | none | 0 |" in md
     assert "| cam | none | spectral | 0 |" in md  # the C6 row, with the promptable stage timed
     rec = [json.loads(p.read_text()) for p in records.glob("*c6spectral*.json")][0]
     assert "promptable" in rec["seconds"] and rec["params"]["c6"] == "spectral" and rec["metrics"]["final_miou"] is not None
@@ -124,11 +129,14 @@ def test_smoke_suite_and_tables(tmp_path, capsys):
 def test_aggregate_mean_and_std():
     recs = [{"params": {**PARAMETERS, "seed": s}, "metrics": {"seed_miou": v, "final_miou": v / 2},
              "seconds": {"classifier": 60.0}} for s, v in enumerate([0.4, 0.5, 0.6])]
-    (row,) = aggregate(recs, ["method", "refine"])
+    table = aggregate(records_frame(recs), ["method", "refine"])
+    assert len(table) == 1
+    row = table.iloc[0]
     assert row["n"] == 3 and row["seeds"] == "0 1 2"
     assert row["seed_miou_mean"] == pytest.approx(0.5) and row["seed_miou_std"] == pytest.approx(0.1)
     assert row["final_miou_mean"] == pytest.approx(0.25)
-    assert "50.0 ± 10.0" in markdown_table([row], ["method", "refine"])
+    assert "pseudo_miou_mean" not in table  # measured by no run: no column
+    assert "50.0 ± 10.0" in markdown_table(table, ["method", "refine"])
 
 
 def test_table_without_records_is_an_error(tmp_path):
@@ -158,15 +166,15 @@ def test_voc_run_on_a_fixture_tree(tmp_path):
 
 
 def test_overrides_merge_deeply_and_refine_is_the_crf_switch():
-    from benchmarks.runner import pipeline_config
+    from benchmarks.params import run_config
 
-    cfg = pipeline_config({"preset": "tiny", "refine": "none",
+    cfg = run_config({"preset": "tiny", "refine": "none",
                            "overrides": {"pseudo": {"crf": True, "crf_config": {"iterations": 3}}}})
     assert cfg.pseudo.crf is False  # a row labelled "none" never uses a CRF
     assert cfg.pseudo.crf_config.iterations == 3 and cfg.pseudo.crf_config.gt_prob == 0.7  # nested defaults kept
-    assert pipeline_config({"preset": "tiny", "refine": "crf"}).pseudo.crf is True
+    assert run_config({"preset": "tiny", "refine": "crf"}).pseudo.crf is True
     with pytest.raises(ValueError, match="lr must be a number.*1.0e-3"):
-        pipeline_config({"preset": "tiny", "overrides": {"classifier_train": {"lr": "1e-3"}}})
+        run_config({"preset": "tiny", "overrides": {"classifier_train": {"lr": "1e-3"}}})
 
 
 def test_group_by_must_name_parameters(tmp_path):
@@ -180,7 +188,7 @@ def test_forced_rerun_that_fails_keeps_the_old_record(tmp_path, monkeypatch):
     """No kernel: papermill is replaced by a stand-in that writes a record or fails."""
     import papermill
 
-    from benchmarks.runner import execute_run
+    from benchmarks.execute import execute_run
 
     suite = load_suite("smoke")
     params = suite.runs[0]
@@ -223,11 +231,22 @@ def test_tables_leave_out_records_of_other_runs(tmp_path, capsys):
 
 def test_committed_records_keep_their_ids():
     """New parameters at their defaults leave the ids (file names) of older records unchanged."""
-    recs = sorted(Path(__file__).resolve().parents[1].glob("benchmarks/records/*/runs/*.json"))
+    recs = sorted(RECORDS.glob("*/runs/*.json"))
     assert recs
     for path in recs:
         r = json.loads(path.read_text())
         assert run_id(r["params"]) == r["run_id"] == path.stem, path.name
+
+
+def test_every_name_of_a_method_gives_the_run_its_recorded_id():
+    """Suites may name methods and enhancers by their registry names or any alias: one run, one id."""
+    base = {"preset": "cpu", "seed": 0}
+    assert run_id({**base, "method": "mutual_calibration"}) == run_id({**base, "method": "c3"}) \
+        == run_id({**base, "method": "CPMC"})
+    assert run_id({**base, "method": "mutual_calibration"}).startswith("cpu-c3-seed0-")
+    assert run_id({**base, "method": "cam", "c6": "spectral_prompts", "final": False}) == \
+        run_id({**base, "method": "cam", "c6": "spectral", "final": False})
+    assert run_id({**base, "method": "prototype_cam"}) != run_id({**base, "method": "cam"})
 
 
 def test_c6_parameters_join_the_id_only_when_used():
@@ -241,7 +260,7 @@ def test_c6_parameters_join_the_id_only_when_used():
 
 
 def test_c6_gain_table_pairs_seeds_and_rejects_disagreeing_records():
-    from benchmarks.c6_table import gain_markdown, gain_rows
+    from benchmarks.c6_table import gain_markdown, gain_tables
 
     def rec(method, seed, pseudo, c6="none", seg="tiny_sam", final=None, rid="x"):
         p = {**PARAMETERS, "method": method, "seed": seed, "c6": c6, "c6_segmenter": seg}
@@ -250,10 +269,21 @@ def test_c6_gain_table_pairs_seeds_and_rejects_disagreeing_records():
     base = [rec("cam", 0, 0.50, final=0.49), rec("cam", 1, 0.48, final=0.47), rec("cam", 2, 0.40)]
     c6 = [rec("cam", 0, 0.55, "spectral"), rec("cam", 1, 0.53, "spectral"), rec("cam", 0, 0.52, "box"),
           rec("cam", 0, 0.55, "spectral", final=0.57)]
-    rows = gain_rows(base, c6)
-    assert rows[0]["seeds"] == "0 1"  # seed 2 has no C6 record: left out of the mean of the own masks too
-    md = gain_markdown(rows)
+    gain, finals = gain_tables(records_frame(base), records_frame(c6))
+    assert gain.loc[0, "seeds"] == "0 1"  # seed 2 has no C6 record: left out of the mean of the own masks too
+    md = gain_markdown(gain, finals)
     assert "| cam | 0 1 | 49.0 ± 1.4 | 54.0 ± 1.4 (+5.0) | 52.0 (+2.0) [seed 0] |" in md
     assert "| cam | spectral + tiny sam | 0 | 49.0 | 57.0 (+8.0) |" in md
-    with pytest.raises(ValueError, match="differs"):
-        gain_rows(base, c6 + [rec("cam", 1, 0.60, "spectral", final=0.6, rid="bad")])
+    with pytest.raises(ValueError, match="bad: pseudo-mask mIoU 0.6000 differs from 0.5300"):
+        gain_tables(records_frame(base), records_frame(c6 + [rec("cam", 1, 0.60, "spectral", final=0.6, rid="bad")]))
+
+
+def test_committed_tables_are_regenerated_byte_for_byte(tmp_path):
+    """The reports rebuilt from the committed records equal the committed tables, byte for byte."""
+    from benchmarks.c6_table import write_gain
+
+    for name in ("cpu", "c6"):
+        write_tables(load_suite(name), RECORDS / name / "runs", tmp_path / name)
+    write_gain(RECORDS / "cpu" / "runs", RECORDS / "c6" / "runs", tmp_path / "c6")
+    for table in ("cpu/table.md", "cpu/table.csv", "c6/table.md", "c6/table.csv", "c6/gain.md", "c6/gain.csv"):
+        assert (tmp_path / table).read_bytes() == (RECORDS / table).read_bytes(), table

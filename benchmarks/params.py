@@ -1,0 +1,69 @@
+"""The parameters of a benchmark run, and the run's id.
+
+The parameters and their checks are the pipeline's own (:data:`s2d_core.pipeline.PARAMETERS`,
+:func:`~s2d_core.pipeline.validate_params`, :func:`~s2d_core.pipeline.run_config`): a suite
+file, the runner and the run notebook all speak them. This module adds what only the runner
+needs: :func:`run_id`, the name of a run's record. Ids of committed records must never change
+(``tests/test_runner.py`` checks every one), so a method or enhancer is named in the id by the
+name its records were made under (``c3`` for ``mutual_calibration``, ``spectral`` for
+``spectral_prompts``), whichever of its names or aliases a suite uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from s2d_core.cam.base import METHODS
+from s2d_core.pipeline import PARAMETERS, run_config, validate_params
+from s2d_core.pipeline.run import LATER_PARAMETERS
+from s2d_core.pseudo.enhancers import ENHANCERS
+
+__all__ = ["PARAMETERS", "canonical_method", "record_enhancer", "record_names", "run_config", "run_id",
+           "validate_params"]
+
+
+def canonical_method(name: str) -> str:
+    """The registry name of a method given by any of its names (unknown names are returned as given)."""
+    return METHODS.canonical(name) if name in METHODS else name
+
+
+def record_enhancer(name: str) -> str:
+    """The name records use for an enhancer given by any of its names (``spectral`` for
+    ``spectral_prompts`` or ``c6``); ``"none"`` and unknown names are returned as given."""
+    if name == "none" or name not in ENHANCERS:
+        return name
+    spec = ENHANCERS.get(name)
+    return spec.record_name or spec.name
+
+
+def record_names(params: dict) -> dict:
+    """``params`` with the method and the enhancer under the names their records were made with."""
+    p = dict(params)
+    if p.get("method") in METHODS:
+        spec = METHODS.get(p["method"])
+        p["method"] = spec.record_name or spec.name
+    if "c6" in p:
+        p["c6"] = record_enhancer(p["c6"])
+    return p
+
+
+def run_id(params: dict) -> str:
+    """A readable, unique file name for a parameter set."""
+    p = record_names({**PARAMETERS, **params})
+    hashed = {k: v for k, v in p.items() if not (k in LATER_PARAMETERS and v == PARAMETERS[k])}
+    if hashed.get("sam_checkpoint"):  # the file, not where it lives: moving it keeps the records
+        hashed["sam_checkpoint"] = Path(str(hashed["sam_checkpoint"])).name
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    parts = [p["dataset"] if p["dataset"] != "synthetic" else p["preset"], p["method"]]
+    if p["refine"] != "none":
+        parts.append(p["refine"])
+    if p["c6"] != "none":
+        parts.append(f"c6{p['c6']}-{p['c6_segmenter']}")
+    if not p["final"]:
+        parts.append("pseudo")
+    if p["backbone"]:
+        parts.append(str(p["backbone"]))
+    parts.append(f"seed{p['seed']}")
+    return "-".join(parts) + "-" + digest
