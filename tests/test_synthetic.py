@@ -154,8 +154,14 @@ def test_dataset_items_and_collate(tmp_path, monkeypatch):
     assert item["image"].shape == (3, 64, 64) and item["image"].dtype == torch.float32
     assert item["mask"].dtype == torch.int64
     np.testing.assert_array_equal(item["mask"].numpy(), render_scene(CFG, "val", 0)["mask"])
-    batch = collate([ds[i] for i in range(4)])
-    assert batch["image"].shape == (4, 3, 64, 64) and isinstance(batch["points"], list)
+    items = [ds[i] for i in range(4)]
+    batch = collate(items)
+    assert batch["image"].shape == (4, 3, 64, 64) and torch.equal(batch["image"][2], items[2]["image"])
+    assert torch.equal(batch["mask"][3], items[3]["mask"])
+    # points and boxes differ in length between images: kept as one (K_i, ...) entry per image
+    assert [len(p) for p in batch["points"]] == [len(it["points"]) for it in items]
+    assert all(torch.equal(p, it["points"]) and torch.equal(b, it["boxes"])
+               for p, b, it in zip(batch["points"], batch["boxes"], items))
     with pytest.raises(IndexError, match="out of range"):
         ds[8]
 

@@ -48,7 +48,9 @@ def test_shapes_dtypes_ranges(voc_tree: Tree) -> None:
     for s in (ds[i] for i in range(len(ds))):
         h, w, _ = SPECS[s["name"]]
         assert s["image"].shape == (3, h, w) and s["image"].dtype == torch.float32
-        assert 0.0 <= s["image"].min() and s["image"].max() <= 1.0
+        with Image.open(voc_tree.voc / "JPEGImages" / f"{s['name']}.jpg") as im:
+            rgb = np.asarray(im.convert("RGB"))                  # (H, W, 3) uint8 as decoded
+        np.testing.assert_allclose(s["image"].numpy(), rgb.transpose(2, 0, 1) / 255.0, atol=1e-7)
         assert s["image"].is_contiguous()
         assert s["mask"].shape == (h, w) and s["mask"].dtype == torch.int64
         vals = set(s["mask"].unique().tolist())
