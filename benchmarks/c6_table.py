@@ -1,15 +1,18 @@
-"""The C6 gain table: each method's own pseudo masks (``cpu`` suite) against ``<method> + C6``
-for every prompt strategy and segmenter (``c6`` suite), over the same seeds.
+"""The C6 gain table: each method's own pseudo masks against ``<method> + C6`` for every prompt
+strategy and segmenter (``c6`` suite), over the same seeds.
 
     python -m benchmarks.c6_table            # writes benchmarks/records/c6/gain.md and gain.csv
 
-A cell is the mean (± sample std) pseudo-mask mIoU (%) over the seeds present in *both*
-suites, with the change against the method's own pseudo masks of the same seeds in brackets;
-a cell with fewer seeds than its row names them in square brackets. Final mIoU (a segmentation network trained on the pseudo masks) is listed below the
-table for the rows that have one.
+A cell is the mean (± sample std) pseudo-mask mIoU (%) over its seeds, with the change against
+the method's own pseudo masks of the same seeds in brackets; a cell with fewer seeds than its row
+names them in square brackets. The own pseudo masks are read from each C6 run itself: its seed
+mIoU is the mIoU of the method's threshold pseudo masks (the ``cpu`` suite's pseudo masks for
+``refine=none``), computed from the very CAMs C6 was given, so a gain never compares two
+trainings of a network. Final mIoU (a segmentation network trained on the pseudo masks) is listed
+below the table for the rows that have one, against the ``cpu`` suite's run of the same network
+(its seed mIoU must equal the C6 run's; otherwise the row says so).
 
-Both suites' records are read with :func:`benchmarks.reports.records_frame`; seeds are paired
-by joining the two tables on method and seed.
+Both suites' records are read with :func:`benchmarks.reports.records_frame`.
 """
 
 from __future__ import annotations
@@ -65,11 +68,9 @@ def gain_tables(base: pd.DataFrame, c6: pd.DataFrame, preset: str = "cpu") -> tu
     present = set(c6["method"])
     methods = [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
 
-    # a C6 result and the own pseudo masks of the same method and seed, side by side
-    paired = (_last_per_seed(c6, C6_KEY)[[*C6_KEY, "seed", "pseudo_miou"]]
-              .merge(_last_per_seed(own, ["method"])[["method", "seed", "pseudo_miou"]],
-                     on=["method", "seed"], suffixes=("", "_own"))
-              .sort_values("seed", kind="stable"))
+    # a C6 result beside the own pseudo masks of the same CAMs: the run's own seed mIoU
+    paired = (_last_per_seed(c6, C6_KEY)[[*C6_KEY, "seed", "pseudo_miou", "seed_miou"]]
+              .rename(columns={"seed_miou": "pseudo_miou_own"}).sort_values("seed", kind="stable"))
     rows = (paired.drop_duplicates(["method", "seed"]).groupby("method")
             .agg(seeds=("seed", _seeds), own=("pseudo_miou_own", plain_mean), own_sd=("pseudo_miou_own", sample_std))
             .reindex(methods))
@@ -88,15 +89,19 @@ def gain_tables(base: pd.DataFrame, c6: pd.DataFrame, preset: str = "cpu") -> tu
     wide = wide.astype({c: "Int64" for c in wide if c.endswith("/n")})  # counts, empty where no cell
     gain = rows.join(wide).rename_axis("method").reset_index()
 
-    # final mIoU: every seed with a final result in both suites
+    # final mIoU: every seed with a final result in both suites, from the same network (equal seed mIoU)
     finals = c6[c6["final_miou"].notna()]
     order = finals.groupby(C6_KEY, sort=False).ngroup().rename("order")  # first record of each setting first
-    finals = (_last_per_seed(finals.join(order), C6_KEY)[[*C6_KEY, "order", "seed", "final_miou"]]
-              .merge(_last_per_seed(own[own["final_miou"].notna()], ["method"])[["method", "seed", "final_miou"]],
-                     on=["method", "seed"], suffixes=("", "_own"))
+    finals = (_last_per_seed(finals.join(order), C6_KEY)[[*C6_KEY, "order", "seed", "final_miou", "seed_miou"]]
+              .merge(_last_per_seed(own[own["final_miou"].notna()], ["method"])[["method", "seed", "final_miou",
+                                                                                  "seed_miou"]],
+                     on=["method", "seed"], suffixes=("", "_own"), how="left")
               .sort_values("seed", kind="stable"))
+    other_network = (finals["seed_miou"] - finals["seed_miou_own"]).abs() > 1e-9
+    finals["final_miou_own"] = finals["final_miou_own"].mask(other_network)
     finals = (finals.groupby([*C6_KEY, "order"])
-              .agg(seeds=("seed", _seeds), final=("final_miou", plain_mean), own=("final_miou_own", plain_mean))
+              .agg(seeds=("seed", _seeds), final=("final_miou", plain_mean),
+                   own=("final_miou_own", lambda x: plain_mean(x) if x.notna().all() else float("nan")))
               .reset_index())
     finals = (finals.assign(rank=finals["method"].map(methods.index)).sort_values(["rank", "order"], ignore_index=True)
               .drop(columns=["rank", "order"]))
@@ -126,8 +131,10 @@ def gain_markdown(gain: pd.DataFrame, finals: pd.DataFrame) -> str:
     if len(finals):
         f = pd.DataFrame({"method": finals["method"],
                           "C6": finals["c6"] + " + " + finals["c6_segmenter"].str.replace("_", " "),
-                          "seeds": finals["seeds"], "own pseudo masks": pct(finals["own"]),
-                          "+ C6": pct(finals["final"]) + " (" + _delta(finals["final"] - finals["own"]) + ")"})
+                          "seeds": finals["seeds"],
+                          "own pseudo masks": pct(finals["own"]).where(finals["own"].notna(), "(no run of this network)"),
+                          "+ C6": pct(finals["final"]) + (" (" + _delta(finals["final"] - finals["own"]) + ")")
+                          .where(finals["own"].notna(), "")})
         md += "\n\nFinal mIoU (val, segmentation network trained on the pseudo masks), same seeds:\n\n" + markdown(f)
     return md
 
@@ -142,8 +149,9 @@ def write_gain(base: Path | None = None, c6: Path | None = None, out: Path | Non
         raise ValueError(f"no C6 records in {c6}: run `python -m benchmarks run c6` first")
     gain, finals = gain_tables(records_frame(load_records(base)), records_frame(c6_records))
     md = (f"<!-- written by `python -m benchmarks.c6_table` from {len(c6_records)} c6 records and the cpu suite -->\n\n"
-          "Pseudo-mask mIoU (%, 2 000 training images) of each method's own pseudo masks and with C6 on top "
-          "(change in brackets), mean over the seeds in the second column:\n\n" + gain_markdown(gain, finals) + "\n")
+          "Pseudo-mask mIoU (%, 2 000 training images) of each method's own pseudo masks (from the CAMs each C6 "
+          "run was given) and with C6 on top (change in brackets), mean over the seeds in the second column:\n\n"
+          + gain_markdown(gain, finals) + "\n")
     atomic_write_bytes(out / "gain.md", md.encode())
     atomic_write_bytes(out / "gain.csv", table_csv(gain, ["method", "seeds", "own"]))
     return out / "gain.md"

@@ -259,21 +259,28 @@ def test_c6_parameters_join_the_id_only_when_used():
     assert a == b  # the checkpoint's file name counts, not its folder
 
 
-def test_c6_gain_table_pairs_seeds_and_rejects_disagreeing_records():
+def test_c6_gain_table_pairs_each_run_with_its_own_cams_and_rejects_disagreeing_records():
     from benchmarks.c6_table import gain_markdown, gain_tables
 
-    def rec(method, seed, pseudo, c6="none", seg="tiny_sam", final=None, rid="x"):
+    def rec(method, seed, pseudo, c6="none", seg="tiny_sam", final=None, rid="x", seeds=None):
         p = {**PARAMETERS, "method": method, "seed": seed, "c6": c6, "c6_segmenter": seg}
-        return {"run_id": rid, "params": p, "metrics": {"pseudo_miou": pseudo, "final_miou": final}}
+        seeds = pseudo if seeds is None else seeds
+        return {"run_id": rid, "params": p, "metrics": {"seed_miou": seeds, "pseudo_miou": pseudo, "final_miou": final}}
 
     base = [rec("cam", 0, 0.50, final=0.49), rec("cam", 1, 0.48, final=0.47), rec("cam", 2, 0.40)]
-    c6 = [rec("cam", 0, 0.55, "spectral"), rec("cam", 1, 0.53, "spectral"), rec("cam", 0, 0.52, "box"),
-          rec("cam", 0, 0.55, "spectral", final=0.57)]
+    # the C6 runs' own CAMs: seed 0 from the same network as the cpu suite (0.50), seed 1 retrained elsewhere (0.46)
+    c6 = [rec("cam", 0, 0.55, "spectral", seeds=0.50), rec("cam", 1, 0.53, "spectral", seeds=0.46),
+          rec("cam", 0, 0.52, "box", seeds=0.50), rec("cam", 0, 0.55, "spectral", final=0.57, seeds=0.50),
+          rec("cam", 1, 0.53, "spectral", final=0.56, seeds=0.46)]
     gain, finals = gain_tables(records_frame(base), records_frame(c6))
-    assert gain.loc[0, "seeds"] == "0 1"  # seed 2 has no C6 record: left out of the mean of the own masks too
+    assert gain.loc[0, "seeds"] == "0 1"  # seed 2 has no C6 record
     md = gain_markdown(gain, finals)
-    assert "| cam | 0 1 | 49.0 ± 1.4 | 54.0 ± 1.4 (+5.0) | 52.0 (+2.0) [seed 0] |" in md
-    assert "| cam | spectral + tiny sam | 0 | 49.0 | 57.0 (+8.0) |" in md
+    # own masks: the mean of the runs' own seeds (50, 46), not of the cpu suite's (50, 48)
+    assert "| cam | 0 1 | 48.0 ± 2.8 | 54.0 ± 1.4 (+6.0) | 52.0 (+2.0) [seed 0] |" in md
+    # seed 1's network is not the cpu suite's: no own final to compare with
+    assert "| cam | spectral + tiny sam | 0 1 | (no run of this network) | 56.5 |" in md
+    gain0, finals0 = gain_tables(records_frame(base), records_frame(c6[:4]))
+    assert "| cam | spectral + tiny sam | 0 | 49.0 | 57.0 (+8.0) |" in gain_markdown(gain0, finals0)
     with pytest.raises(ValueError, match="bad: pseudo-mask mIoU 0.6000 differs from 0.5300"):
         gain_tables(records_frame(base), records_frame(c6 + [rec("cam", 1, 0.60, "spectral", final=0.6, rid="bad")]))
 

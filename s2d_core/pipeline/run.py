@@ -165,7 +165,6 @@ class PipelineRun:
 
     def __init__(self, progress: bool = True, **params: Any) -> None:
         validate_params(params)
-        self.given = dict(params)
         self.params = {**PARAMETERS, **params}
         self.cfg = run_config(params)
         self.device = resolve_device(self.params["device"])
