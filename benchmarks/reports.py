@@ -151,14 +151,38 @@ def table_csv(table: pd.DataFrame, first: list[str]) -> bytes:
 
 
 def plot_table(table: pd.DataFrame, group_by: list[str]):
-    """Grouped bars (mean +- std over seeds) of each metric, one colour per row."""
+    """Bars (mean +- std over seeds) of each metric, one colour per row.
+
+    Up to eight rows: grouped vertical bars, one group per metric. More rows (the c6 suite's
+    matrix) would not fit in one legend, so each metric gets its own panel of horizontal bars,
+    one labelled bar per row, coloured by the first grouping key (the method).
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
     metrics = [m for m in ("seed_miou", "pseudo_miou", "final_miou", "fully_supervised_miou") if f"{m}_mean" in table]
     mean = 100 * table[[f"{m}_mean" for m in metrics]].to_numpy()
     std = 100 * table[[f"{m}_std" for m in metrics]].fillna(0).to_numpy()
-    labels = table[group_by].apply(lambda r: " + ".join(v for v in r if v not in ("none", "None")), axis=1)
+    rename = {"True": "whole pipeline"}
+    labels = table[group_by].apply(
+        lambda r: " + ".join(rename.get(v, v) for v in r if v not in ("none", "None", "False")), axis=1)
+    if len(table) > 8:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 + 2.6 * len(metrics), 0.8 + 0.24 * len(table)),
+                                 sharey=True, squeeze=False)
+        y = np.arange(len(table))
+        first = list(dict.fromkeys(table[group_by[0]]))  # one colour per method (the first grouping key)
+        colours = [f"C{first.index(v) % 10}" for v in table[group_by[0]]]
+        for j, (ax, m) in enumerate(zip(axes[0], metrics)):
+            bars = ax.barh(y, mean[:, j], xerr=std[:, j], capsize=2, color=colours)
+            ax.bar_label(bars, labels=[f"{v:.1f}" if np.isfinite(v) else "" for v in mean[:, j]], fontsize=7, padding=2)
+            ax.set_title(LABELS[m], fontsize=9)
+            ax.set_xlim(0, 100)
+            ax.spines[["top", "right"]].set_visible(False)
+        axes[0, 0].set_yticks(y, labels, fontsize=7)
+        axes[0, 0].invert_yaxis()
+        fig.supxlabel("mIoU (%)", fontsize=9)
+        fig.tight_layout()
+        return fig
     fig, ax = plt.subplots(figsize=(1.8 + 1.9 * len(metrics), 3.4))
     width = 0.8 / max(len(table), 1)
     x = np.arange(len(metrics))

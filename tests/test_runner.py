@@ -11,7 +11,7 @@ import torch
 from benchmarks.cli import main
 from benchmarks.execute import run_suite
 from benchmarks.params import PARAMETERS, run_id, validate_params
-from benchmarks.reports import aggregate, markdown_table, records_frame, write_tables
+from benchmarks.reports import aggregate, markdown_table, plot_table, records_frame, write_tables
 from benchmarks.suites import SuiteError, load_suite
 
 RECORDS = Path(__file__).resolve().parents[1] / "benchmarks" / "records"
@@ -137,6 +137,28 @@ def test_aggregate_mean_and_std():
     assert row["final_miou_mean"] == pytest.approx(0.25)
     assert "pseudo_miou_mean" not in table  # measured by no run: no column
     assert "50.0 ± 10.0" in markdown_table(table, ["method", "refine"])
+
+
+@pytest.mark.parametrize("n_methods", [3, 12])
+def test_plot_draws_one_bar_per_row_and_metric(n_methods):
+    import matplotlib.pyplot as plt
+
+    recs = [{"params": {**PARAMETERS, "method": f"m{i:02d}", "seed": 0},
+             "metrics": {"seed_miou": 0.01 * (i + 1), "pseudo_miou": 0.02 * (i + 1)}, "seconds": {}}
+            for i in range(n_methods)]
+    table = aggregate(records_frame(recs), ["method", "refine"])
+    fig = plot_table(table, ["method", "refine"])
+    bars = [p for ax in fig.axes for p in ax.patches]
+    assert len(bars) == 2 * n_methods  # two metrics measured
+    if n_methods > 8:  # one panel of horizontal bars per metric, rows labelled on the y axis
+        assert len(fig.axes) == 2
+        assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [f"m{i:02d}" for i in range(n_methods)]
+        assert sorted(round(p.get_width(), 6) for p in fig.axes[1].patches) == [2.0 * (i + 1) for i in range(n_methods)]
+    else:  # grouped bars and a legend naming each row ("none" left out of the label)
+        assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [f"m{i:02d}" for i in range(n_methods)]
+        assert sorted(round(p.get_height(), 6) for p in bars) == sorted(
+            [1.0 * (i + 1) for i in range(n_methods)] + [2.0 * (i + 1) for i in range(n_methods)])
+    plt.close(fig)
 
 
 def test_table_without_records_is_an_error(tmp_path):
