@@ -85,15 +85,16 @@ def probe(preset: str, seed: int = 0, device: str = "cpu", progress: bool = True
     mass = cam_mass(cams, tags, masks, [val_ds[i]["emblem"].numpy() for i in range(len(val_ds))],
                     [val_ds[i]["context"].numpy() for i in range(len(val_ds))])
     seg, seg_info = get_segmenter(train_ds, None, cfg.segmenter, cfg.segmenter_train, seed=seed, device=device,
+                                  pretraining=cfg.pretraining,
                                   progress=progress)
     meter = SegmentationMeter(val_ds.num_classes, class_names=val_ds.class_names)
     for pred, m in zip(predict_masks(seg, val_ds, device=device, progress=progress), masks):
         meter.update(pred.astype(np.int64), m)
     fs = meter.compute()
     record = {"preset": preset, "config": val_ds.config.to_dict(), "seed": seed,
-              "classifier": {"backbone": cfg.classifier.backbone, "epochs": cfg.classifier_train.epochs,
+              "classifier": {"backbone": cfg.classifier.backbone, "epochs": cfg.classifier_train.for_init(cfg.classifier.init).epochs,
                              "key": info["classifier"]["key"]},
-              "segmenter": {"backbone": cfg.segmenter.backbone, "epochs": cfg.segmenter_train.epochs,
+              "segmenter": {"backbone": cfg.segmenter.backbone, "epochs": cfg.segmenter_train.for_init(cfg.segmenter.init).epochs,
                             "key": seg_info["key"]},
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
               "tag_exact_match_acc": acc, "seed_miou": seeds["best_miou"], "seed_threshold": seeds["best_threshold"],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from s2d_core.cam.base import METHODS
 from s2d_core.pipeline import PARAMETERS, run_config, validate_params
-from s2d_core.pipeline.run import LATER_PARAMETERS
+from s2d_core.pipeline.run import INIT_BEFORE, LATER_PARAMETERS, resolved_init
 from s2d_core.pseudo.enhancers import ENHANCERS
 
 __all__ = ["PARAMETERS", "canonical_method", "record_enhancer", "record_names", "run_config", "run_id",
@@ -50,9 +50,18 @@ def record_names(params: dict) -> dict:
 
 
 def run_id(params: dict) -> str:
-    """A readable, unique file name for a parameter set."""
+    """A readable, unique file name for a parameter set.
+
+    ``init`` enters as the run resolves it (the preset's when the parameter is None), so a preset
+    that changes how its networks start gives new ids; ``scratch``, how every run started before
+    the setting existed, is left out, so the committed records keep their ids."""
     p = record_names({**PARAMETERS, **params})
-    hashed = {k: v for k, v in p.items() if not (k in LATER_PARAMETERS and v == PARAMETERS[k])}
+    try:
+        p["init"] = resolved_init(params)
+    except ValueError:  # a parameter set that cannot run (it fails with its reason when it is run)
+        p["init"] = params.get("init") or "invalid"
+    hashed = {k: v for k, v in p.items()
+              if not (k in LATER_PARAMETERS and v == (INIT_BEFORE if k == "init" else PARAMETERS[k]))}
     if hashed.get("sam_checkpoint"):  # the file, not where it lives: moving it keeps the records
         hashed["sam_checkpoint"] = Path(str(hashed["sam_checkpoint"])).name
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -65,5 +74,7 @@ def run_id(params: dict) -> str:
         parts.append("pseudo")
     if p["backbone"]:
         parts.append(str(p["backbone"]))
+    if p["init"] != INIT_BEFORE:
+        parts.append(p["init"])
     parts.append(f"seed{p['seed']}")
     return "-".join(parts) + "-" + digest

@@ -20,6 +20,7 @@ import pandas as pd
 
 from s2d_core.cache import atomic_write_bytes
 from s2d_core.pipeline import list_methods
+from s2d_core.pipeline.run import INIT_BEFORE
 from s2d_core.tables import to_markdown
 
 from .params import PARAMETERS, canonical_method, record_enhancer, run_id
@@ -54,6 +55,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     params = pd.DataFrame([{**PARAMETERS, **r["params"]} for r in records], columns=list(PARAMETERS))
     params["method"] = params["method"].map(canonical_method)
     params["c6"] = params["c6"].map(record_enhancer)
+    params["init"] = params["init"].fillna(INIT_BEFORE)  # records without it predate the setting: all scratch
     metrics = pd.DataFrame([r.get("metrics", {}) for r in records]).reindex(columns=list(METRICS)).astype(float)
     seconds = pd.DataFrame([r.get("seconds", {}) for r in records]).reindex(columns=list(STAGES)).astype(float)
     run_ids = pd.Series([r.get("run_id") for r in records], name="run_id", dtype=object)

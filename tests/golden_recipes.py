@@ -59,7 +59,9 @@ def compute() -> dict:
 
 def _compute() -> dict:
     from s2d_core.cam.base import METHODS, compute_cams
-    from s2d_core.data import get_dataset, shapes, synthetic
+    from s2d_core.data import get_dataset, pretraining, shapes, synthetic
+    from s2d_core.pipeline.pretrained import pretrained_weights
+    from s2d_core.models.weights import load_weights
     from s2d_core.pipeline import RECIPES, build_method, get_classifier, get_segmenter, get_tiny_sam, get_pipeline
     from s2d_core.pipeline.artifacts import state_dict_sha256
 
@@ -82,6 +84,21 @@ def _compute() -> dict:
         "fingerprint": _fp(world["image"].reshape(12, -1, 3).mean(1)) + _fp(world["instances"].reshape(12, -1).mean(1)),
         "sha256": _sha(world["image"], world["instances"], world["parts"])}
 
+    # the pretraining world and the backbones pre-trained on it (the tiny preset's small recipe)
+    pw = pretraining.pretraining_world(cfg.pretraining.world, "train", use_cache=False, progress=False)
+    out["pretraining-world"] = {
+        "versions": {"pretraining-world": pretraining.RECIPE_VERSION},
+        "fingerprint": _fp(pw["image"][:12].reshape(12, -1, 3).mean(1)) + _fp(pw["tags"][:12].sum(1)),
+        "sha256": _sha(pw["image"], pw["tags"], pw["instances"])}
+    init_versions = {"pretraining-world": RECIPES["pretraining-world"], "pretrained-backbone": RECIPES["pretrained-backbone"]}
+    for arch, mcfg in (("cnn", cfg.classifier), ("vit", cfg.vit)):
+        path, _ = pretrained_weights(mcfg, cfg.pretraining, progress=False)
+        state = load_weights(path)
+        first = sorted(state)[:6]
+        out[f"pretrained-backbone/{arch}"] = {"versions": init_versions,
+                                              "fingerprint": _fp([state[k].float().mean() for k in first]),
+                                              "sha256": state_dict_sha256(state)}
+
     # every registered method: its network (CNN or ViT, plain or with the method's objective) and its maps
     seen_networks = set()
     for name in METHODS.names():
@@ -89,7 +106,8 @@ def _compute() -> dict:
         method, info = build_method(name, train, cfg, seed=0, progress=False)
         kind = "vit-classifier" if spec.classifier == "vit" else "classifier"
         objective = spec.objective(cfg) if spec.objective else None
-        net_versions = {kind: RECIPES[kind], **({f"objective:{objective.name}": objective.version} if objective else {})}
+        net_versions = {kind: RECIPES[kind], **({f"objective:{objective.name}": objective.version} if objective else {}),
+                        **init_versions}
         net_name = f"{kind}/{objective.name if objective else 'tags'}"
         if net_name not in seen_networks:
             seen_networks.add(net_name)
@@ -103,14 +121,15 @@ def _compute() -> dict:
             "fingerprint": _fp(maps[:4].astype(np.float64).mean((2, 3))) + _fp(maps[:4, :, ::16, ::16]),
             "sha256": _sha(maps)}
 
-    seg, _ = get_segmenter(train, None, cfg.segmenter, cfg.segmenter_train, seed=0, progress=False)
+    seg, _ = get_segmenter(train, None, cfg.segmenter, cfg.segmenter_train, seed=0, progress=False,
+                           pretraining=cfg.pretraining)
     with torch.no_grad():
         logits = seg(images[:2])
-    out["segmenter"] = {"versions": {"segmenter": RECIPES["segmenter"]},
+    out["segmenter"] = {"versions": {"segmenter": RECIPES["segmenter"], **init_versions},
                         "fingerprint": _fp(logits.mean((2, 3))) + _fp(logits[:, :, ::16, ::16]),
                         "sha256": state_dict_sha256(seg)}
 
-    sam, _ = get_tiny_sam(cfg.tiny_sam, seed=0, progress=False)
+    sam, _ = get_tiny_sam(cfg.tiny_sam, seed=0, progress=False, use_shipped=False)
     with torch.no_grad():
         x = sam.preprocess(torch.from_numpy(world["image"][:2]).permute(0, 3, 1, 2).float())
         emb = sam.image_encoder(x)

@@ -31,7 +31,8 @@ def test_headroom_probe_measures_the_pipelines_own_networks(tmp_path, monkeypatc
     monkeypatch.setenv("S2D_CACHE_DIR", str(cache))
     cfg, train = get_pipeline("tiny"), get_dataset("synthetic", "train", "tiny", progress=False)
     _, info = build_method("cam", train, cfg, seed=0, progress=False)
-    _, seg = get_segmenter(train, None, cfg.segmenter, cfg.segmenter_train, seed=0, progress=False)
+    _, seg = get_segmenter(train, None, cfg.segmenter, cfg.segmenter_train, seed=0, progress=False,
+                           pretraining=cfg.pretraining)
     assert info["classifier"]["from_cache"] and seg["from_cache"]
     assert (rec["classifier"]["key"], rec["segmenter"]["key"]) == (info["classifier"]["key"], seg["key"])
 

@@ -35,7 +35,8 @@ def test_pipeline_config_round_trip():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(output_stride=4), "output_stride"),
     (dict(aspp_rates=()), "aspp_rates"),
-    (dict(pretrained_file="w.pth"), "pretrained=True"),
+    (dict(pretrained_file="w.pth"), "init=.imagenet."),
+    (dict(init="random"), "init"),
 ])
 def test_model_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -81,7 +82,7 @@ def test_unknown_backbone_is_named():
 def test_pretrained_missing_file_names_it(tmp_path):
     missing = tmp_path / "resnet10t.safetensors"
     with pytest.raises(PretrainedWeightsError, match="resnet10t.safetensors.*does not exist.*pretrained_file"):
-        create_backbone(ModelConfig(pretrained=True, pretrained_file=str(missing)))
+        create_backbone(ModelConfig(init="imagenet", pretrained_file=str(missing)))
 
 
 def test_pretrained_offline_explains_how(monkeypatch):
@@ -92,7 +93,7 @@ def test_pretrained_offline_explains_how(monkeypatch):
 
     monkeypatch.setattr(timm, "create_model", offline)
     with pytest.raises(PretrainedWeightsError, match="timm/resnet10t.*pretrained_file"):
-        create_backbone(ModelConfig(pretrained=True))
+        create_backbone(ModelConfig(init="imagenet"))
 
 
 def test_pretrained_from_local_file(tmp_path):
@@ -102,7 +103,7 @@ def test_pretrained_from_local_file(tmp_path):
     ref = timm.create_model("resnet10t", pretrained=False)
     path = tmp_path / "weights.pth"
     torch.save(ref.state_dict(), path)
-    net = create_backbone(ModelConfig(pretrained=True, pretrained_file=str(path)))
+    net = create_backbone(ModelConfig(init="imagenet", pretrained_file=str(path)))
     torch.testing.assert_close(net.conv1[0].weight, ref.conv1[0].weight)
     torch.testing.assert_close(net.layer4[0].conv1.weight, ref.layer4[0].conv1.weight)
 
@@ -378,7 +379,7 @@ def test_pretrained_models_normalise_their_input(tmp_path):
 
     path = tmp_path / "w.pth"
     torch.save(timm.create_model("resnet10t", pretrained=False).state_dict(), path)
-    model = Classifier(3, ModelConfig(pretrained=True, pretrained_file=str(path)))
+    model = Classifier(3, ModelConfig(init="imagenet", pretrained_file=str(path)))
     mean = timm.models.get_pretrained_cfg("resnet10t").mean
     torch.testing.assert_close(model.normalise.mean.flatten(), torch.tensor(mean))
     x = torch.rand(1, 3, 8, 8)

@@ -26,6 +26,7 @@ def toc_chapters() -> list[Path]:
 # Smaller settings for the tests; the book build uses each chapter's defaults.
 SMOKE = {
     "synthetic_world": {"n_stats": 300},
+    "pretraining": {"preset": "tiny", "scratch_preset": "tiny", "n_eval": 16},
     "cam": {"preset": "tiny", "n_show": 2},
     "prototypes": {"preset": "tiny", "n_eval": 16, "n_show": 2},
     "optimal_transport": {"preset": "tiny", "n_eval": 16, "n_cells": 32, "n_show": 2},

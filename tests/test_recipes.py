@@ -18,7 +18,7 @@ def test_every_artifact_kind_matches_its_golden_output(tmp_path, monkeypatch):
     golden = json.loads(GOLDEN.read_text())
     failures, notes = compare(compute(), golden, env=environment())
     assert not failures, "\n".join(failures)
-    assert len(golden["artifacts"]) >= 13  # splits, object world, 5 networks, 7 map methods, segmenter, tiny SAM
+    assert len(golden["artifacts"]) >= 16  # splits, both worlds, 2 backbones, 5 networks, 7 map methods, segmenter, tiny SAM
 
 
 def _golden(**versions):
@@ -48,7 +48,7 @@ def test_the_comparison_fails_on_changed_output_without_a_version_bump():
 
 
 @pytest.mark.parametrize("kind", ["classifier", "vit-classifier", "segmenter", "cams", "tiny-sam", "synthetic-split",
-                                  "object-world"])
+                                  "object-world", "pretraining-world", "pretrained-backbone"])
 def test_every_cached_kind_has_a_recipe_version(kind):
     from s2d_core.pipeline import RECIPES
 

@@ -13,6 +13,7 @@ from benchmarks.execute import run_suite
 from benchmarks.params import PARAMETERS, run_id, validate_params
 from benchmarks.reports import aggregate, markdown_table, plot_table, records_frame, write_tables
 from benchmarks.suites import SuiteError, load_suite
+from s2d_core.pipeline.run import INIT_BEFORE
 
 RECORDS = Path(__file__).resolve().parents[1] / "benchmarks" / "records"
 
@@ -171,7 +172,7 @@ def test_voc_run_on_a_fixture_tree(tmp_path):
     from voc_fixture import _build
 
     tree = _build(tmp_path / "data")
-    small = {"pretrained": False}
+    small = {"init": "scratch"}
     suite_file = tmp_path / "voc-fixture.yaml"
     suite_file.write_text(
         "name: voc-fixture\nnotebook: cam_pipeline\n"
@@ -252,12 +253,13 @@ def test_tables_leave_out_records_of_other_runs(tmp_path, capsys):
 
 
 def test_committed_records_keep_their_ids():
-    """New parameters at their defaults leave the ids (file names) of older records unchanged."""
+    """New parameters at their defaults leave the ids (file names) of older records unchanged; a
+    record that does not list ``init`` predates it and was made from scratch."""
     recs = sorted(RECORDS.glob("*/runs/*.json"))
     assert recs
     for path in recs:
         r = json.loads(path.read_text())
-        assert run_id(r["params"]) == r["run_id"] == path.stem, path.name
+        assert run_id({"init": INIT_BEFORE, **r["params"]}) == r["run_id"] == path.stem, path.name
 
 
 def test_every_name_of_a_method_gives_the_run_its_recorded_id():
@@ -265,7 +267,7 @@ def test_every_name_of_a_method_gives_the_run_its_recorded_id():
     base = {"preset": "cpu", "seed": 0}
     assert run_id({**base, "method": "mutual_calibration"}) == run_id({**base, "method": "c3"}) \
         == run_id({**base, "method": "CPMC"})
-    assert run_id({**base, "method": "mutual_calibration"}).startswith("cpu-c3-seed0-")
+    assert run_id({**base, "method": "mutual_calibration"}).startswith("cpu-c3-synthetic-seed0-")
     assert run_id({**base, "method": "cam", "c6": "spectral_prompts", "final": False}) == \
         run_id({**base, "method": "cam", "c6": "spectral", "final": False})
     assert run_id({**base, "method": "prototype_cam"}) != run_id({**base, "method": "cam"})
@@ -275,7 +277,7 @@ def test_c6_parameters_join_the_id_only_when_used():
     base = {"preset": "cpu", "method": "cam", "seed": 0}
     assert run_id(base) == run_id({**base, "c6": "none", "final": True})
     rid = run_id({**base, "c6": "spectral", "final": False})
-    assert rid.startswith("cpu-cam-c6spectral-tiny_sam-pseudo-seed0-")
+    assert rid.startswith("cpu-cam-c6spectral-tiny_sam-pseudo-synthetic-seed0-")
     a = run_id({**base, "c6": "spectral", "c6_segmenter": "sam", "sam_checkpoint": "/a/sam_vit_b_01ec64.pth"})
     b = run_id({**base, "c6": "spectral", "c6_segmenter": "sam", "sam_checkpoint": "~/b/sam_vit_b_01ec64.pth"})
     assert a == b  # the checkpoint's file name counts, not its folder

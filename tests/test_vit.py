@@ -109,7 +109,7 @@ def test_vit_config_is_validated():
     with pytest.raises(ValueError, match="divisible by num_heads"):
         ViTConfig(embed_dim=30, num_heads=4)
     with pytest.raises(ValueError, match="fix the architecture"):
-        ViTConfig(pretrained=True)
+        ViTConfig(init="imagenet")
     with pytest.raises(ValueError, match="pretrained_file is given"):
         ViTConfig(pretrained_file="x.safetensors")
 
@@ -118,7 +118,7 @@ def test_pretrained_vit_without_weights_says_which_file(tmp_path):
     from s2d_core.models.backbones import PretrainedWeightsError
 
     cfg = ViTConfig(backbone="vit_small_patch16_224", img_size=64, patch_size=None, embed_dim=None, depth=None,
-                    num_heads=None, pretrained=True, pretrained_file=str(tmp_path / "missing.safetensors"))
+                    num_heads=None, init="imagenet", pretrained_file=str(tmp_path / "missing.safetensors"))
     with pytest.raises(PretrainedWeightsError, match="missing.safetensors"):
         ViTClassifier(3, cfg)
 
@@ -159,7 +159,7 @@ def test_pretrained_vit_from_a_local_file_initialises_every_class_token(tmp_path
     path = tmp_path / "vit_tiny.safetensors"
     save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
     cfg = ViTConfig(img_size=64, patch_size=None, embed_dim=None, depth=None, num_heads=None,
-                    pretrained=True, pretrained_file=str(path))
+                    init="imagenet", pretrained_file=str(path))
     m = ViTClassifier(2, cfg)
     assert torch.equal(m.vit.blocks[3].attn.qkv.weight, ref.blocks[3].attn.qkv.weight)
     assert m.vit.pos_embed.shape == (1, 1 + 16, 192)  # 14 x 14 grid resampled to 4 x 4

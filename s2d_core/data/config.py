@@ -124,3 +124,60 @@ class SyntheticConfig(Config):
         if split not in sizes:
             raise ValueError(f"unknown split {split!r}: expected one of {sorted(sizes)}")
         return sizes[split]
+
+
+@dataclass(frozen=True)
+class PretrainWorldConfig(Config):
+    """Knobs of the pretraining world (:mod:`s2d_core.data.pretraining`), the stand-in for ImageNet.
+
+    Classes are outlines only: colours, textures, ground and "stuff" are drawn independently
+    of the class. Lengths are fractions of ``image_size`` unless the name says otherwise.
+    """
+
+    image_size: int = 64
+    """Side of every image in pixels: the benchmark's, so the networks see objects at its scale."""
+    n_classes: int = 102
+    """How many of the world's 102 shape classes to use (the first ``n_classes`` of ``SHAPE_CLASSES``)."""
+    n_train: int = 16000
+    """Scenes in the ``train`` split (pretraining)."""
+    n_test: int = 2000
+    """Scenes in the ``test`` split (pretraining accuracy; never trained on)."""
+    seed: int = 0
+    """Every scene is seeded by (seed, split, index)."""
+    min_objects: int = 1
+    max_objects: int = 3
+    object_radius: tuple[float, float] = (0.2, 0.4)
+    """Range of an object's radius (the outline fits a disk of that radius)."""
+    max_tilt: float = 30.0
+    """Objects are rotated by up to this many degrees either way (upright-ish, like photographs:
+    an N tilted by 90 degrees would be a Z)."""
+    min_visible: float = 0.5
+    """An object is only drawn if every earlier object keeps this fraction of itself visible."""
+    max_stuff: int = 1
+    """Up to this many amorphous, unlabelled textured regions on the ground."""
+    softness: float = 0.7
+    """Width of the soft outline ramp in pixels at 64 px."""
+    ground_contrast: float = 0.2
+    """Contrast of the ground's and the stuff's textures relative to an object's (a calmer ground,
+    as in the tiny SAM's object world)."""
+    object_contrast: float = 0.3
+    """Contrast of an object's texture (1: its two colours as drawn). Low: the outline, not the
+    texture, is what the network must learn (RCDB: contours carry the transfer), and a CNN learns
+    silhouettes from scratch several times faster without strong texture edges inside them."""
+    min_colour_gap: float = 0.3
+    """An object's mean colour is at least this far (RGB distance) from the ground's, so that its
+    outline can be seen; colours stay independent of the class."""
+    noise_std: float = 0.03
+    """Pixel noise (image values in [0, 1])."""
+
+    rules = {"image_size": at_least(32), "n_classes": between(2, 102), "n_train": at_least(1), "n_test": at_least(1),
+             "min_objects": at_least(1), "min_visible": between(0, 1), "max_stuff": between(0, 5),
+             "max_tilt": between(0, 180), "softness": between(0.05, 5), "noise_std": between(0, 0.3),
+             "ground_contrast": between(0, 1), "object_contrast": between(0, 1), "min_colour_gap": between(0, 1)}
+
+    def validate(self) -> None:
+        check(self.min_objects <= self.max_objects <= 5,
+              f"PretrainWorldConfig.max_objects must be in [min_objects={self.min_objects}, 5], got {self.max_objects}")
+        lo, hi = self.object_radius
+        check(0.05 <= lo <= hi <= 0.45,
+              f"PretrainWorldConfig.object_radius must be (lo, hi) with 0.05 <= lo <= hi <= 0.45, got {self.object_radius}")

@@ -6,6 +6,7 @@ that wants another setting is evaluated on a named preset of its own, added here
 * ``cpu``  -- the book's and CI's default: 64 x 64 images, runs on 2 CPU cores in minutes.
 * ``gpu``  -- the same world at 256 x 256 with 5x more training images, for a lent GPU.
 * ``tiny`` -- a handful of images for tests and smoke runs; same world as ``cpu``.
+* ``cpu-scratch`` -- the ``cpu`` world itself (its pipeline preset trains every network from scratch).
 
 The pipeline presets (models, training, methods) are in :mod:`s2d_core.pipeline.presets`;
 :mod:`s2d_core.presets` offers both.
@@ -22,6 +23,7 @@ PRESETS: dict[str, SyntheticConfig] = {
     "gpu": SyntheticConfig(image_size=256, n_train=10000, n_val=1449, name="gpu"),
     "tiny": SyntheticConfig(n_train=32, n_val=16, name="tiny"),
 }
+PRESETS["cpu-scratch"] = PRESETS["cpu"]  # the cpu world under the networks trained from scratch (pipeline preset)
 
 
 def get_preset(name: str) -> SyntheticConfig:

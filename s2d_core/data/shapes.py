@@ -39,7 +39,8 @@ TEXTURES = ("plain", "plaid", "rings", "hatch", "marble")
 RECIPE_VERSION = 2
 
 
-def _smooth(shape, sigma: float, rng: np.random.Generator) -> np.ndarray:
+def smooth_field(shape, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian-filtered white noise ``shape`` rescaled to [0, 1] (wrapping at the edges)."""
     n = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=max(sigma, 0.5), mode="wrap")
     return (n - n.min()) / (np.ptp(n) + 1e-8)
 
@@ -52,7 +53,7 @@ def object_texture(kind: str, yy: np.ndarray, xx: np.ndarray, period: float, ang
     v = -xx * np.sin(angle) + yy * np.cos(angle)
     ph = rng.uniform(0, 2 * np.pi, size=2)
     if kind == "plain":
-        return 0.5 + 0.15 * (_smooth(yy.shape, 2 * period, rng) - 0.5)
+        return 0.5 + 0.15 * (smooth_field(yy.shape, 2 * period, rng) - 0.5)
     if kind == "plaid":
         return 0.25 + 0.25 * np.sin(2 * np.pi * u / period + ph[0]) ** 2 + 0.25 * np.sin(2 * np.pi * v / (1.7 * period) + ph[1]) ** 2
     if kind == "rings":
@@ -63,7 +64,7 @@ def object_texture(kind: str, yy: np.ndarray, xx: np.ndarray, period: float, ang
         b = np.abs(np.sin(np.pi * v / period + ph[1])) < 0.35
         return (a | b).astype(np.float32)
     if kind == "marble":
-        return 0.5 + 0.5 * np.sin(2 * np.pi * u / (2 * period) + 6.0 * _smooth(yy.shape, period, rng))
+        return 0.5 + 0.5 * np.sin(2 * np.pi * u / (2 * period) + 6.0 * smooth_field(yy.shape, period, rng))
     raise ValueError(f"unknown object texture {kind!r}: expected one of {TEXTURES}")
 
 
@@ -95,7 +96,8 @@ def shape_alpha(kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float,
     return 1.0 / (1.0 + np.exp(-np.clip(sd / softness, -30, 30)))
 
 
-def _colour(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def random_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two RGB colours ``(3,)`` of nearby hue, any saturation and value: no class owns a colour."""
     h = rng.uniform(0, 1)
     c0 = hsv(h, rng.uniform(0.0, 1.0), rng.uniform(0.15, 0.95))
     c1 = hsv(h + rng.uniform(-0.15, 0.15), rng.uniform(0.0, 1.0), rng.uniform(0.15, 0.95))
@@ -112,12 +114,12 @@ def render_object_scene(seed: int | np.random.SeedSequence, size: int = 64,
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     px = size / 64.0
-    c0, c1 = _colour(rng)
+    c0, c1 = random_colours(rng)
     img = colourise(object_texture(str(rng.choice(TEXTURES)), yy, xx, size * rng.uniform(0.1, 0.3),
                                    rng.uniform(0, np.pi), rng), c0, 0.5 * (c0 + c1))  # a calmer ground
     for _ in range(int(rng.integers(0, 3))):  # unlabelled "stuff" behind the objects
-        a = ndimage.gaussian_filter((_smooth((size, size), 6 * px, rng) > rng.uniform(0.5, 0.7)).astype(np.float32), 1.5 * px)
-        s0, s1 = _colour(rng)
+        a = ndimage.gaussian_filter((smooth_field((size, size), 6 * px, rng) > rng.uniform(0.5, 0.7)).astype(np.float32), 1.5 * px)
+        s0, s1 = random_colours(rng)
         tex = colourise(object_texture(str(rng.choice(TEXTURES)), yy, xx, 6 * px, rng.uniform(0, np.pi), rng), s0, s1)
         img = img * (1 - a[..., None]) + tex * a[..., None]
     inst = np.zeros((size, size), np.uint8)
@@ -131,7 +133,7 @@ def render_object_scene(seed: int | np.random.SeedSequence, size: int = 64,
         hard = alpha > 0.5
         if hard.sum() < 16:
             continue
-        o0, o1 = _colour(rng)
+        o0, o1 = random_colours(rng)
         tex = colourise(object_texture(str(rng.choice(TEXTURES)), yy, xx, size * rng.uniform(0.05, 0.12),
                                        rng.uniform(0, np.pi), rng), o0, o1)
         part = np.zeros((size, size), bool)
@@ -140,7 +142,7 @@ def render_object_scene(seed: int | np.random.SeedSequence, size: int = 64,
             j = int(rng.integers(len(ys)))
             pa = shape_alpha(str(rng.choice(("polygon", "superellipse"))), yy, xx, ys[j], xs[j],
                              r * rng.uniform(0.25, 0.45), rng.uniform(0, np.pi), rng, 0.5 * px) * alpha
-            d0, _ = _colour(rng)
+            d0, _ = random_colours(rng)
             tex = tex * (1 - pa[..., None]) + d0 * pa[..., None]
             part = pa > 0.5
         img = img * (1 - alpha[..., None]) + tex * alpha[..., None]

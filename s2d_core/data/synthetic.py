@@ -48,7 +48,7 @@ _CONTEXT_LOOK = (("waves", 0.58), ("stripes", 0.30), ("dots", 0.11), ("gradient"
                  ("noise", 0.07), ("checker", 0.50), ("noise", 0.62), ("checker", 0.08),
                  ("dots", 0.47), ("stripes", 0.00), ("noise", 0.25), ("dots", 0.20))
 _BODY_TEXTURES = ("flat", "stripes", "dots", "checker", "noise")
-_SHAPE_FAMILIES = ("round", "long", "star", "lumpy")
+SHAPE_FAMILIES = ("round", "long", "star", "lumpy")
 _EMBLEM_PATTERNS = ("rings", "split", "spot", "cross")
 SPLITS = ("train", "val", "test")
 #: Recipe version of a generated split (this module, :mod:`.textures`, :mod:`.annotations`): bump it
@@ -119,7 +119,7 @@ def make_world(cfg: SyntheticConfig) -> World:
         ctx = (tuple(hsv(chue, 0.45, 0.5)), tuple(hsv(chue + 0.03, 0.35, 0.68)))
         ehue = c / n
         emb = (tuple(hsv(ehue, 1.0, 1.0)), tuple(hsv(ehue + 0.5, 0.9, 0.35)))
-        subtypes = tuple(SubType(int(assignment[c][k]), _SHAPE_FAMILIES[int(rng.integers(len(_SHAPE_FAMILIES)))])
+        subtypes = tuple(SubType(int(assignment[c][k]), SHAPE_FAMILIES[int(rng.integers(len(SHAPE_FAMILIES)))])
                          for k in range(s))
         classes.append(ClassSpec(
             name=CLASS_NAMES[c], context_name=CONTEXT_NAMES[c],
@@ -254,12 +254,12 @@ def _sample_object(cfg: SyntheticConfig, world: World, size: int, px: float,
     radius = size * rng.uniform(*cfg.object_radius)
     margin = 0.6 * radius
     cy, cx = rng.uniform(margin, size - margin, size=2)
-    aspect, harmonics = _outline(shape, cfg.boundary_irregularity, rng)
+    aspect, harmonics = outline_harmonics(shape, cfg.boundary_irregularity, rng)
     return {"cls": cls, "sub": sub, "radius": radius, "cy": cy, "cx": cx, "aspect": aspect,
             "angle": rng.uniform(0, np.pi), "harmonics": harmonics}
 
 
-def _outline(shape: str, irregularity: float, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+def outline_harmonics(shape: str, irregularity: float, rng: np.random.Generator) -> tuple[float, np.ndarray]:
     """Aspect ratio and harmonics ``(K, 3)`` of an outline family."""
     rows = []
     if shape == "round":
@@ -313,7 +313,7 @@ def _paint_clutter(img: np.ndarray, cfg: SyntheticConfig, world: World, yy: np.n
         aspect, harm = rng.uniform(3.0, 5.0), np.zeros((0, 3))
         radius *= 1.8
     else:
-        aspect, harm = _outline(_SHAPE_FAMILIES[int(rng.integers(4))], cfg.boundary_irregularity, rng)
+        aspect, harm = outline_harmonics(SHAPE_FAMILIES[int(rng.integers(4))], cfg.boundary_irregularity, rng)
     alpha = polar_blob(yy, xx, cy, cx, radius, aspect, rng.uniform(0, np.pi), harm,
                        cfg.boundary_softness * px)
     p = texture(style.texture, yy, xx, style.period * size, style.angle, rng)

@@ -5,9 +5,12 @@ list of feature maps, one per stage, finest first: ``[(B, D_1, H/2 or H/4, ...),
 (B, D_L, H/s, W/s)]`` with ``s = cfg.output_stride``. Later chapters use the intermediate
 stages (hierarchical features for prototypes); the CAM uses the last.
 
-Pretrained weights cannot be downloaded everywhere (this book is built offline). With
-``pretrained=True`` the weights come from ``pretrained_file`` if given, else timm tries the
-Hugging Face hub; when that fails the error says which file is needed and how to pass it.
+``cfg.init`` says where the weights start: ``"scratch"``; ``"synthetic"``, the backbone
+pre-trained on the pretraining world, read from ``cfg.pretrained_file`` (which
+:func:`s2d_core.pipeline.pretrained_weights` finds or builds); or ``"imagenet"``. ImageNet
+weights cannot be downloaded everywhere (this book is built offline): they come from
+``pretrained_file`` if given, else timm tries the Hugging Face hub; when that fails the error
+says which file is needed and how to pass it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import timm
 import torch
 
 from .config import ModelConfig
+from .weights import load_into, load_weights
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -35,8 +39,8 @@ def _weights_hint(name: str) -> str:
     alt = f" (or {url})" if url else ""
     return (f"ImageNet weights of timm model {name!r} are needed: download them from {where}{alt} on a "
             f"machine with internet, copy the file here, and pass it as "
-            f"ModelConfig(pretrained=True, pretrained_file='path/to/weights.safetensors'); "
-            f"or set pretrained=False to train from scratch (the book's default).")
+            f"ModelConfig(init='imagenet', pretrained_file='path/to/weights.safetensors'); "
+            f"or use init='synthetic' (pre-trained on the pretraining world, the book's default) or 'scratch'.")
 
 
 def create_timm_model(name: str, pretrained: bool = False, pretrained_file: str | None = None,
@@ -69,25 +73,38 @@ def create_backbone(cfg: ModelConfig) -> torch.nn.Module:
         close = timm.list_models(f"*{cfg.backbone.split('_')[0][:6]}*")[:8]
         raise ValueError(f"unknown timm backbone {cfg.backbone!r}" + (f"; similar names: {close}" if close else ""))
     try:
-        return create_timm_model(cfg.backbone, cfg.pretrained, cfg.pretrained_file, features_only=True,
-                                 output_stride=cfg.output_stride)
+        net = create_timm_model(cfg.backbone, cfg.init == "imagenet", cfg.pretrained_file if cfg.init == "imagenet" else None,
+                                features_only=True, output_stride=cfg.output_stride)
     except TypeError as e:  # a model that has no features_only / output_stride support
         raise ValueError(f"timm backbone {cfg.backbone!r} cannot be built with features_only and "
                          f"output_stride={cfg.output_stride}: {e}") from e
+    if cfg.init == "synthetic":
+        load_synthetic(net, cfg.pretrained_file, f"timm backbone {cfg.backbone!r}")
+    return net
+
+
+def load_synthetic(net: torch.nn.Module, path: str | None, what: str) -> None:
+    """Load the weights pre-trained on the pretraining world from ``path`` into ``net``."""
+    if path is None:
+        raise PretrainedWeightsError(
+            f"init='synthetic' needs the pre-trained weights file of {what} as pretrained_file; the pipeline "
+            f"(get_classifier, get_segmenter, s2d_core.pipeline.pretrained_weights) finds the shipped file or builds it")
+    load_into(net, load_weights(path), path, what)
 
 
 class InputNormalisation(torch.nn.Module):
     """``(x - mean) / std`` per channel for images (B, 3, H, W) in [0, 1].
 
-    Pretrained weights expect the statistics they were trained with (timm's ``pretrained_cfg``:
-    ImageNet mean and std for most); a network trained from scratch gets the identity
-    (mean 0, std 1), which leaves its input bit for bit unchanged.
+    ImageNet weights expect the statistics they were trained with (timm's ``pretrained_cfg``:
+    ImageNet mean and std for most); a network trained from scratch or pre-trained on the
+    pretraining world gets the identity (mean 0, std 1), which leaves its input bit for bit
+    unchanged.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-        if cfg.pretrained:
+        if cfg.init == "imagenet":
             pc = timm.models.get_pretrained_cfg(cfg.backbone)
             if pc is not None:
                 mean, std = tuple(pc.mean), tuple(pc.std)

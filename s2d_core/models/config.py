@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from ..configbase import Config, at_least, between, check, non_negative, one_of, positive
 
-__all__ = ["ModelConfig", "TinySAMConfig", "ViTConfig"]
+__all__ = ["INITS", "ModelConfig", "TinySAMConfig", "ViTConfig"]
+
+#: Where a network's weights can start: random, pre-trained on the pretraining world, or ImageNet.
+INITS = ("scratch", "synthetic", "imagenet")
 
 
 @dataclass(frozen=True)
@@ -21,22 +24,26 @@ class ModelConfig(Config):
     """Any timm model that supports ``features_only`` (ResNets, ConvNeXts, ...)."""
     output_stride: int = 8
     """Ratio of input size to final feature-map size: 8 or 16 (dilated last stages), or 32."""
-    pretrained: bool = False
-    """Start from ImageNet weights. Offline, give ``pretrained_file``."""
+    init: str = "scratch"
+    """Where the backbone's weights start: ``"scratch"`` (random), ``"synthetic"`` (pre-trained on
+    the pretraining world, :mod:`s2d_core.data.pretraining`: shipped with the package for the
+    ``cpu`` preset's networks, else trained once and cached) or ``"imagenet"`` (timm's weights;
+    offline, give ``pretrained_file``)."""
     pretrained_file: str | None = None
-    """Local weights file (``.pth``/``.bin``/``.safetensors``) used when ``pretrained``."""
+    """Local weights file used with ``init="imagenet"`` (``.pth``/``.bin``/``.safetensors``) or
+    ``init="synthetic"`` (the pipeline fills it in: :func:`s2d_core.pipeline.pretrained_weights`)."""
     aspp_rates: tuple[int, ...] = (1, 2, 4)
     """Dilation rates of the segmenter's ASPP branches, in feature-map cells (unused by the
     classifier). DeepLab's (6, 12, 18) suit 33 x 33 maps; 8 x 8 maps need small rates."""
 
-    rules = {"output_stride": one_of(8, 16, 32)}
+    rules = {"output_stride": one_of(8, 16, 32), "init": one_of(*INITS)}
 
     def validate(self) -> None:
         check(self.backbone != "", "ModelConfig.backbone must be a timm model name")
         check(len(self.aspp_rates) >= 1 and all(r >= 1 for r in self.aspp_rates),
               f"ModelConfig.aspp_rates must be positive integers, got {self.aspp_rates}")
-        check(self.pretrained_file is None or self.pretrained,
-              "pretrained_file is given but pretrained=False; set pretrained=True to use it")
+        check(self.pretrained_file is None or self.init != "scratch",
+              "pretrained_file is given but init='scratch'; set init='imagenet' (or 'synthetic') to use it")
 
 
 @dataclass(frozen=True)
@@ -44,9 +51,11 @@ class ViTConfig(Config):
     """A Vision Transformer classifier from timm with one class token per class (MCTformer-style).
 
     ``backbone`` names a timm ViT architecture; ``patch_size``, ``embed_dim``, ``depth`` and
-    ``num_heads`` override it (``None``: the architecture's own). With ``pretrained`` the
+    ``num_heads`` override it (``None``: the architecture's own). With ``init="imagenet"`` the
     architecture must stay as published (only ``img_size`` may change: timm resamples the
-    position embedding), and the single pretrained class token initialises every class token."""
+    position embedding), and the single pretrained class token initialises every class token.
+    ``init="synthetic"`` loads the transformer pre-trained on the pretraining world for this
+    architecture (class and patch tokens, :class:`~s2d_core.models.vit.ViTPretrainer`)."""
 
     backbone: str = "vit_tiny_patch16_224"
     img_size: int = 64
@@ -56,9 +65,10 @@ class ViTConfig(Config):
     embed_dim: int | None = 128
     depth: int | None = 4
     num_heads: int | None = 4
-    pretrained: bool = False
+    init: str = "scratch"
+    """``"scratch"``, ``"synthetic"`` or ``"imagenet"``, as in :class:`ModelConfig`."""
     pretrained_file: str | None = None
-    """Local weights file for ``pretrained`` (offline machines), as in :class:`ModelConfig`."""
+    """Local weights file for ``init="imagenet"`` (offline machines) or ``"synthetic"``, as in :class:`ModelConfig`."""
     drop_path_rate: float = 0.0
     pooling: str = "max"
     """How the patch-token scores are pooled into the image score: ``"max"`` (global max pooling,
@@ -68,7 +78,7 @@ class ViTConfig(Config):
 
     rules = {"pooling": one_of("avg", "max"), "img_size": at_least(8), "patch_size": at_least(1),
              "embed_dim": at_least(1), "depth": at_least(1), "num_heads": at_least(1),
-             "drop_path_rate": between(0, 1, open_hi=True)}
+             "drop_path_rate": between(0, 1, open_hi=True), "init": one_of(*INITS)}
 
     def validate(self) -> None:
         check(self.backbone.startswith(("vit_", "deit_")),
@@ -79,12 +89,12 @@ class ViTConfig(Config):
         if self.embed_dim is not None and self.num_heads is not None:
             check(self.embed_dim % self.num_heads == 0,
                   f"ViTConfig.embed_dim {self.embed_dim} must be divisible by num_heads {self.num_heads}")
-        check(self.pretrained_file is None or self.pretrained,
-              "ViTConfig.pretrained_file is given but pretrained=False; set pretrained=True to use it")
-        if self.pretrained:
+        check(self.pretrained_file is None or self.init != "scratch",
+              "ViTConfig.pretrained_file is given but init='scratch'; set init='imagenet' (or 'synthetic') to use it")
+        if self.init == "imagenet":
             changed = [k for k in ("patch_size", "embed_dim", "depth", "num_heads") if getattr(self, k) is not None]
             check(not changed, f"ViTConfig: pretrained weights fix the architecture; set {changed} to None "
-                               f"(or pretrained=False to train this configuration from scratch)")
+                               f"(or init='scratch' to train this configuration from scratch)")
 
 
 @dataclass(frozen=True)

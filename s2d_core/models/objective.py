@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["MaskLoss", "Objective", "TagLoss", "ViTTagLoss"]
+__all__ = ["MaskLoss", "Objective", "PretrainTagLoss", "TagLoss", "ViTTagLoss", "tag_cross_entropy"]
 
 
 class Objective:
@@ -70,6 +70,38 @@ class ViTTagLoss(Objective):
 
     def __call__(self, model, batch: dict) -> torch.Tensor:
         return model.tag_loss(model.tokens(batch["image"]), batch["tags"])
+
+
+def tag_cross_entropy(logits: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+    r"""Softmax cross-entropy against the tags spread evenly, for many classes and few tags each.
+
+    .. math:: \ell(s, y) = -\sum_k \frac{y_k}{\sum_j y_j} \log \frac{e^{s_k}}{\sum_j e^{s_j}}
+
+    ``logits`` (B, K), ``tags`` (B, K) multi-hot with at least one tag per image. With 100+
+    classes and one to three tags per image, a per-class sigmoid (soft margin) is dominated by
+    the negatives and learns nothing for a long time; the softmax puts all the gradient on the
+    classes present (Mahajan et al., ECCV 2018, pre-training on hashtags).
+    """
+    if logits.shape != tags.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and tags {tuple(tags.shape)} must have the same shape")
+    y = tags.float()
+    n = y.sum(1, keepdim=True)
+    if (n == 0).any():
+        raise ValueError("tag_cross_entropy: every image needs at least one tag")
+    return -(y / n * torch.log_softmax(logits, 1)).sum(1).mean()
+
+
+class PretrainTagLoss(Objective):
+    """Pre-training on the pretraining world's tags: :func:`tag_cross_entropy` of a CNN
+    :class:`~s2d_core.models.Classifier`'s scores, or the sum over both heads of a
+    :class:`~s2d_core.models.vit.ViTPretrainer` (class token and max-pooled patch tokens)."""
+
+    name = "pretrain-tags"
+
+    def __call__(self, model, batch: dict) -> torch.Tensor:
+        out = model(batch["image"])
+        scores = out if isinstance(out, tuple) else (out,)
+        return sum(tag_cross_entropy(s, batch["tags"]) for s in scores)
 
 
 class MaskLoss(Objective):

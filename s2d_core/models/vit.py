@@ -30,7 +30,8 @@ from timm.layers import PatchEmbed, resample_abs_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from .backbones import InputNormalisation, create_timm_model
+from .backbones import InputNormalisation, create_timm_model, load_synthetic
+from .weights import load_into, load_weights
 from .config import ModelConfig, ViTConfig
 
 
@@ -44,7 +45,8 @@ def create_vit(cfg: ViTConfig) -> nn.Module:
     for k in ("patch_size", "embed_dim", "depth", "num_heads"):
         if getattr(cfg, k) is not None:
             kwargs[k] = getattr(cfg, k)
-    net = create_timm_model(cfg.backbone, cfg.pretrained, cfg.pretrained_file, **kwargs)
+    net = create_timm_model(cfg.backbone, cfg.init == "imagenet", cfg.pretrained_file if cfg.init == "imagenet" else None,
+                            **kwargs)
     plain = (getattr(net, "cls_token", None) is not None and getattr(net, "pos_embed", None) is not None
              and not net.no_embed_class and not getattr(net, "num_reg_tokens", 0)
              and type(net.patch_embed) is PatchEmbed and all(type(b) is Block for b in net.blocks))
@@ -52,6 +54,15 @@ def create_vit(cfg: ViTConfig) -> nn.Module:
         raise ValueError(f"timm model {cfg.backbone!r} is not a plain ViT: the ViT track needs one class token, a "
                          f"learned position embedding that covers it, no register tokens, timm's PatchEmbed and "
                          f"standard Blocks (e.g. vit_tiny/small/base_patch16_224, deit_*; not hybrids or parallel blocks)")
+    if cfg.init == "synthetic":
+        if cfg.pretrained_file is None:
+            load_synthetic(net, None, f"ViT {cfg.backbone!r}")
+        state = load_weights(cfg.pretrained_file)
+        pos = state.get("pos_embed")
+        if pos is not None and pos.shape != net.pos_embed.shape:  # pre-trained at another image size
+            g = net.patch_embed.grid_size
+            state["pos_embed"] = resample_abs_pos_embed(pos, new_size=list(g), num_prefix_tokens=1)
+        load_into(net, state, cfg.pretrained_file, f"ViT {cfg.backbone!r} ({cfg.embed_dim} wide, depth {cfg.depth})")
     return net
 
 
@@ -105,7 +116,7 @@ class ViTClassifier(nn.Module):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.cfg, self.num_classes = cfg, num_classes
         # the normalisation reads timm's pretrained_cfg of the architecture, as for the CNNs
-        self.normalise = InputNormalisation(ModelConfig(backbone=cfg.backbone, pretrained=cfg.pretrained))
+        self.normalise = InputNormalisation(ModelConfig(backbone=cfg.backbone, init=cfg.init))
         self.vit = create_vit(cfg)
         self.patch_size = int(self.vit.patch_embed.patch_size[0])
         d = self.vit.embed_dim
@@ -204,4 +215,37 @@ class ViTClassifier(nn.Module):
         return self.loss(s_cls, tags) + self.loss(s_patch, tags)
 
 
-__all__ = ["ViTClassifier", "block_attention", "create_vit", "tokens_to_grid"]
+class ViTPretrainer(nn.Module):
+    """The ViT as it is pre-trained on the pretraining world: one class token, two heads.
+
+    * the **class token** ``t`` gives image scores :math:`s^{cls} = V t` (V: K x D), the usual
+      ViT classifier;
+    * the **patch tokens** ``P`` (N, D) each get class scores :math:`W P_n` and the image score is
+      their maximum, :math:`s^{patch}_k = \\max_n W_k^\\top P_n` (global max pooling, as ToCo and
+      ViT-PCM-style methods train patch tokens).
+
+    Loss (:class:`~s2d_core.models.objective.PretrainTagLoss`): the tag cross-entropy of both
+    heads. Why the second head: with the class-token loss
+    alone, nothing asks a patch token to describe *its* patch; attention mixes every token
+    towards the image's summary and patch tokens become alike (token collapse, reported even
+    with ImageNet weights by ToCo, CVPR 2023). Max pooling asks at least one token per object to
+    name the object by itself, and the others not to name it wrongly, so tokens on different
+    objects stay different -- the property the ViT track's CAMs, proxies and affinities read.
+    The transformer (``vit``) is what transfers; both heads are dropped afterwards.
+    """
+
+    def __init__(self, num_classes: int, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.cfg, self.num_classes = cfg, num_classes
+        self.vit = create_vit(cfg)
+        d = self.vit.embed_dim
+        self.class_head = nn.Linear(d, num_classes)
+        self.patch_head = nn.Linear(d, num_classes, bias=False)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class-token logits, max-pooled patch-token logits), each (B, K), for images (B, 3, H, W) in [0, 1]."""
+        x = self.vit.forward_features(images)  # (B, 1 + N, D) after the final norm
+        return self.class_head(x[:, 0]), self.patch_head(x[:, 1:]).amax(1)
+
+
+__all__ = ["ViTClassifier", "ViTPretrainer", "block_attention", "create_vit", "tokens_to_grid"]

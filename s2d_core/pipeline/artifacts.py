@@ -21,11 +21,12 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from .. import cache
 from ..cam.base import MapMethod, compute_cams
-from ..data import fixed_size, shapes, synthetic
+from ..data import fixed_size, pretraining, shapes, synthetic
 from ..devices import resolve_device
 from ..models.classifier import Classifier
 from ..models.config import ModelConfig, TinySAMConfig, ViTConfig
@@ -33,13 +34,15 @@ from ..models.objective import MaskLoss, Objective, TagLoss, ViTTagLoss
 from ..models.segmenter import Segmenter
 from ..models.tiny_sam import build_tiny_sam
 from ..models.vit import ViTClassifier
-from ..train import promptable
-from ..train.config import TrainConfig
+from ..models.weights import load_into, shipped_entry
+from ..train import pretrain, promptable
+from ..train.config import PretrainConfig, TrainConfig
 from ..train.loops import WithMasks, fit
 from .config import PipelineConfig
+from .pretrained import with_init
 
 __all__ = ["RECIPES", "dataset_id", "describe", "get_cams", "get_classifier", "get_segmenter", "get_tiny_sam",
-           "masks_digest", "state_dict_sha256"]
+           "masks_digest", "state_dict_sha256", "tiny_sam_key"]
 
 RECIPES: dict[str, int] = {
     "synthetic-split": synthetic.RECIPE_VERSION,  # data/synthetic.py, textures.py, annotations.py
@@ -49,6 +52,8 @@ RECIPES: dict[str, int] = {
     "segmenter": 1,        # models/segmenter.py + backbones.py + train/loops.py
     "cams": 1,             # cam/base.py compute_cams (+ each map method's own version)
     "tiny-sam": promptable.RECIPE_VERSION,  # models/tiny_sam.py + train/promptable.py (+ the object world's)
+    "pretraining-world": pretraining.RECIPE_VERSION,   # data/pretraining.py
+    "pretrained-backbone": pretrain.RECIPE_VERSION,    # train/pretrain.py + models (+ the world's version)
 }
 """Recipe version of every kind of cached artifact. Bump one when a change alters what it produces."""
 
@@ -136,15 +141,17 @@ def _train_or_load(name: str, key: str, build: Callable[[], torch.nn.Module], da
 
 def get_classifier(train_set: Dataset, model_cfg: ModelConfig | ViTConfig = ModelConfig(),
                    train_cfg: TrainConfig | None = None, seed: int = 0, device: str | torch.device = "cpu",
-                   progress: bool = True, use_cache: bool = True,
-                   objective: Objective | None = None) -> tuple[torch.nn.Module, dict]:
+                   progress: bool = True, use_cache: bool = True, objective: Objective | None = None,
+                   pretraining: PretrainConfig | None = None) -> tuple[torch.nn.Module, dict]:
     """A classifier trained on ``train_set``'s tags: ``(model in eval mode, info)``.
 
     ``model_cfg``: a :class:`ModelConfig` gives the CNN :class:`~s2d_core.models.Classifier`, a
     :class:`ViTConfig` the :class:`~s2d_core.models.vit.ViTClassifier`. ``objective``: the loss
     (:class:`~s2d_core.models.objective.Objective`); None is the plain tag loss of that network
     (:class:`TagLoss` / :class:`ViTTagLoss`). ``train_cfg``: None takes the default pipeline's
-    (``PipelineConfig().classifier_train``, or ``.vit_train`` for a ViT). ``info``: ``loss`` per epoch, ``seconds`` of
+    (``PipelineConfig().classifier_train``, or ``.vit_train`` for a ViT). ``pretraining``: the recipe
+    of the backbone when ``model_cfg.init == "synthetic"`` (None: ``PipelineConfig().pretraining``;
+    :func:`~s2d_core.pipeline.pretrained.pretrained_weights`). ``info``: ``loss`` per epoch, ``seconds`` of
     training, ``images_per_second``, ``from_cache`` and ``key`` (the artifact's cache key, which
     map methods pass on so that their maps can be cached).
     """
@@ -157,8 +164,11 @@ def get_classifier(train_set: Dataset, model_cfg: ModelConfig | ViTConfig = Mode
     if train_cfg is None:
         train_cfg = PipelineConfig().vit_train if vit else PipelineConfig().classifier_train
     kind = "vit-classifier" if vit else "classifier"
+    pretraining = PipelineConfig().pretraining if pretraining is None else pretraining
+    train_cfg = train_cfg.for_init(model_cfg.init)
     spec = {"data": dataset_id(train_set), "model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "seed": seed,
             "objective": objective.identity()}
+    model_cfg, spec["init"] = with_init(model_cfg, pretraining, device=device, progress=progress, use_cache=use_cache)
     key = cache.artifact_key(kind, RECIPES[kind], spec)
     name = f"{'vit' if vit else 'classifier'}-{objective.name}"
     build = (lambda: ViTClassifier(_num_fg(train_set), model_cfg)) if vit else \
@@ -179,9 +189,11 @@ def masks_digest(masks) -> str:
 
 def get_segmenter(train_set: Dataset, masks=None, model_cfg: ModelConfig = ModelConfig(),
                   train_cfg: TrainConfig = TrainConfig(), seed: int = 0, device: str | torch.device = "cpu",
-                  progress: bool = True, use_cache: bool = True, desc: str | None = None) -> tuple[Segmenter, dict]:
+                  progress: bool = True, use_cache: bool = True, desc: str | None = None,
+                  pretraining: PretrainConfig | None = None) -> tuple[Segmenter, dict]:
     """The segmentation network trained on ``masks`` ((N, H, W) uint8, 255 = ignore), or on
-    the ground-truth masks of ``train_set`` when ``masks`` is None (the upper bound)."""
+    the ground-truth masks of ``train_set`` when ``masks`` is None (the upper bound).
+    ``pretraining``: as in :func:`get_classifier`."""
     device = resolve_device(device)
     seed = int(seed)
     if train_cfg.batch_size < 2:
@@ -189,9 +201,12 @@ def get_segmenter(train_set: Dataset, masks=None, model_cfg: ModelConfig = Model
                          f"over the batch), got {train_cfg.batch_size}")
     labels = "ground truth" if masks is None else masks_digest(masks)
     data = train_set if masks is None else WithMasks(train_set, masks)
-    key = cache.artifact_key("segmenter", RECIPES["segmenter"],
-                             {"data": dataset_id(train_set), "labels": labels, "model": model_cfg.to_dict(),
-                              "train": train_cfg.to_dict(), "seed": seed})
+    train_cfg = train_cfg.for_init(model_cfg.init)
+    spec = {"data": dataset_id(train_set), "labels": labels, "model": model_cfg.to_dict(),
+            "train": train_cfg.to_dict(), "seed": seed}
+    model_cfg, spec["init"] = with_init(model_cfg, PipelineConfig().pretraining if pretraining is None else pretraining,
+                                        device=device, progress=progress, use_cache=use_cache)
+    key = cache.artifact_key("segmenter", RECIPES["segmenter"], spec)
     name = desc or ("segmenter-fully-supervised" if masks is None else "segmenter")
     model, info = _train_or_load(name, key, lambda: Segmenter(_num_fg(train_set) + 1, model_cfg), data, MaskLoss(),
                                  train_cfg, seed, device, progress, use_cache)
@@ -237,19 +252,30 @@ def get_cams(method: MapMethod, dataset: Dataset, device: str | torch.device = "
     return cams
 
 
+def tiny_sam_key(cfg: TinySAMConfig, seed: int = 0) -> str:
+    """Artifact key of the tiny SAM of ``cfg`` and ``seed``."""
+    return cache.artifact_key("tiny-sam", RECIPES["tiny-sam"],
+                              {"model": cfg.to_dict(), "seed": int(seed), "world": RECIPES["object-world"]})
+
+
 def get_tiny_sam(cfg: TinySAMConfig | None = None, seed: int = 0, device: str | torch.device = "cpu",
-                 progress: bool = True, use_cache: bool = True) -> tuple[torch.nn.Module, dict]:
+                 progress: bool = True, use_cache: bool = True, use_shipped: bool = True) -> tuple[torch.nn.Module, dict]:
     """The tiny SAM pre-trained class-agnostically on the object world: ``(sam in eval mode, info)``.
 
-    Cached by configuration, seed and the recipe versions of the object world and the
-    pre-training; ``info`` has the ``loss_curve``, ``seconds`` and ``from_cache``.
+    The shipped file (``s2d_core/weights/``, :mod:`.shipping`) when it was made for this
+    configuration and seed, else cached by configuration, seed and the recipe versions of the
+    object world and the pre-training; ``info`` has the ``loss_curve``, ``seconds`` and ``from_cache``.
     """
     cfg = TinySAMConfig() if cfg is None else cfg
     device = resolve_device(device)
-    key = cache.artifact_key("tiny-sam", RECIPES["tiny-sam"],
-                             {"model": cfg.to_dict(), "seed": int(seed), "world": RECIPES["object-world"]})
+    key = tiny_sam_key(cfg, seed)
     path = _model_path("tiny-sam", key)
     sam = build_tiny_sam(cfg).to(device)
+    shipped = shipped_entry(key) if use_shipped else None
+    if shipped is not None:
+        file, entry = shipped
+        load_into(sam, load_file(str(file), device=str(device)), file, "the tiny SAM")
+        return sam.eval(), {**entry.get("info", {}), "key": key, "from_cache": True, "source": "shipped"}
 
     def load(p: Path) -> dict:
         s = torch.load(p, map_location=device, weights_only=False)

@@ -9,7 +9,7 @@ from ..configbase import Config
 from ..densify.config import C3Config, C4Config, C5Config, PrototypeConfig
 from ..models.config import ModelConfig, TinySAMConfig, ViTConfig
 from ..pseudo.config import C6Config, PseudoMaskConfig
-from ..train.config import TrainConfig
+from ..train.config import PretrainConfig, TrainConfig
 
 __all__ = ["PipelineConfig"]
 
@@ -22,11 +22,13 @@ class PipelineConfig(Config):
     :mod:`s2d_core.presets` (``get_pipeline("cpu")``).
     """
 
-    classifier: ModelConfig = field(default_factory=ModelConfig)
+    pretraining: PretrainConfig = field(default_factory=PretrainConfig)
+    """How a backbone with ``init="synthetic"`` was pre-trained (the pretraining world and schedule)."""
+    classifier: ModelConfig = field(default_factory=lambda: ModelConfig(init="synthetic"))
     classifier_train: TrainConfig = field(default_factory=TrainConfig)
     cam: CAMConfig = field(default_factory=CAMConfig)
     pseudo: PseudoMaskConfig = field(default_factory=PseudoMaskConfig)
-    segmenter: ModelConfig = field(default_factory=ModelConfig)
+    segmenter: ModelConfig = field(default_factory=lambda: ModelConfig(init="synthetic"))
     segmenter_train: TrainConfig = field(default_factory=TrainConfig)
     prototype: PrototypeConfig = field(default_factory=PrototypeConfig)
     """Used by the prototype methods (``prototype_cam``, ``mutual_calibration``, ``multi_prototype_ot``)."""

@@ -86,7 +86,7 @@ def build_method(name: str, train_set: Dataset, cfg: PipelineConfig, seed: int =
         model_cfg, train_cfg = cfg.classifier, cfg.classifier_train
     objective = spec.objective(cfg) if spec.objective is not None else None
     model, info = get_classifier(train_set, model_cfg, train_cfg, seed=seed, device=device, progress=progress,
-                                 objective=objective)
+                                 objective=objective, pretraining=cfg.pretraining)
     method = spec.build(model, cfg, model_key=info["key"], train_set=train_set, device=device, seed=seed)
     return method, {"classifier": info, "spec": spec}
 

@@ -30,6 +30,7 @@ from ..cam.base import METHODS
 from ..data import fixed_size, get_dataset
 from ..data.presets import PRESETS
 from ..devices import resolve_device
+from ..models.config import INITS
 from ..eval.seeds import sweep_thresholds
 from ..eval.segmentation import SegmentationMeter
 from ..pseudo.config import SEGMENTERS
@@ -41,7 +42,8 @@ from .config import PipelineConfig
 from .methods import build_method, make_predictor
 from .presets import PIPELINES, get_pipeline
 
-__all__ = ["LATER_PARAMETERS", "PARAMETERS", "PipelineRun", "run_config", "validate_params"]
+__all__ = ["INIT_BEFORE", "LATER_PARAMETERS", "PARAMETERS", "PipelineRun", "resolved_init", "run_config",
+           "validate_params"]
 
 #: Parameters of a run, with their defaults (the benchmark runner's parameters).
 PARAMETERS: dict[str, Any] = {
@@ -51,6 +53,7 @@ PARAMETERS: dict[str, Any] = {
     "method": "cam",          # a registered map method (s2d_core.pipeline.list_methods(); aliases work)
     "refine": "none",         # "none" or "crf" (IRN-style dense CRF on the pseudo masks)
     "backbone": None,         # timm backbone for classifier and segmenter; None = the preset's
+    "init": None,             # where every network's weights start: scratch, synthetic, imagenet; None = the preset's
     "seed": 0,
     "device": "cpu",          # "cpu", "cuda", "cuda:N", "mps" or "auto"
     "overrides": {},          # PipelineConfig fields to change, e.g. {"classifier_train": {"epochs": 1}}
@@ -61,7 +64,9 @@ PARAMETERS: dict[str, Any] = {
 }
 #: Parameters added after records existed: a record lists them (and a run id hashes them) only
 #: when they differ from their default, so earlier records keep describing their runs.
-LATER_PARAMETERS = ("c6", "c6_segmenter", "sam_checkpoint", "final")
+LATER_PARAMETERS = ("c6", "c6_segmenter", "sam_checkpoint", "final", "init")
+#: How every network started before ``init`` existed: records that do not list it were made so.
+INIT_BEFORE = "scratch"
 
 
 def validate_params(params: dict) -> None:
@@ -107,6 +112,8 @@ def validate_params(params: dict) -> None:
                              f"https://github.com/facebookresearch/segment-anything#model-checkpoints)")
     if not isinstance(p["final"], bool):
         raise ValueError(f"final must be true or false, got {p['final']!r}")
+    if p["init"] is not None and p["init"] not in INITS:
+        raise ValueError(f"init must be one of {INITS} (or None for the preset's), got {p['init']!r}")
     if not isinstance(p["overrides"], dict):
         raise ValueError(f"overrides must be a mapping of PipelineConfig fields, got {p['overrides']!r}")
     resolve_device(p["device"])
@@ -127,6 +134,15 @@ def run_config(params: dict) -> PipelineConfig:
     d = get_pipeline(p["preset"]).to_dict()
     if p["backbone"] is not None:
         d["classifier"]["backbone"] = d["segmenter"]["backbone"] = p["backbone"]
+    if p["init"] is not None:
+        d["classifier"]["init"] = d["segmenter"]["init"] = p["init"]
+        custom_vit = any(d["vit"].get(k) is not None for k in ("patch_size", "embed_dim", "depth", "num_heads"))
+        if p["init"] == "imagenet" and custom_vit:  # ImageNet weights exist for published ViTs only
+            if METHODS.get(p["method"]).classifier == "vit":
+                raise ValueError(f"init='imagenet' needs a published ViT architecture; preset {p['preset']!r} builds a "
+                                 f"custom one (set vit patch_size, embed_dim, depth, num_heads to None in overrides)")
+        else:
+            d["vit"]["init"] = p["init"]
     for k, v in p["overrides"].items():
         if k not in d:
             raise ValueError(f"overrides: unknown PipelineConfig field {k!r}; expected some of {sorted(d)}")
@@ -140,6 +156,18 @@ def run_config(params: dict) -> PipelineConfig:
     if not timm.is_model(cfg.classifier.backbone):
         raise ValueError(f"unknown timm backbone {cfg.classifier.backbone!r}")
     return cfg
+
+
+def resolved_init(params: dict) -> str:
+    """Where the run's networks start (``init`` after the preset's defaults): ``"scratch"``,
+    ``"synthetic"`` or ``"imagenet"`` when the method's classifier and the segmenter agree, else
+    ``"<classifier>+<segmenter>"``. Part of every run id and record, so that a preset's change of
+    initialisation alone gives new runs, not skipped ones."""
+    p = {**PARAMETERS, **params}
+    cfg = run_config(p)
+    cls = cfg.vit.init if METHODS.get(p["method"]).classifier == "vit" else cfg.classifier.init
+    seg = cfg.segmenter.init
+    return cls if cls == seg or not p["final"] else f"{cls}+{seg}"
 
 
 def cpu_model() -> str:
@@ -287,11 +315,11 @@ class PipelineRun:
             self.pseudo_masks()
         cfg, seed = self.cfg, self.params["seed"]
         seg, seg_info = get_segmenter(self.train_set, self.masks, cfg.segmenter, cfg.segmenter_train, seed=seed,
-                                      device=self.device, progress=self.progress)
+                                      device=self.device, progress=self.progress, pretraining=cfg.pretraining)
         self.seconds["segmenter"] = seg_info["seconds"]
         self.final_meter = self.evaluate(seg)
         full, full_info = get_segmenter(self.train_set, None, cfg.segmenter, cfg.segmenter_train, seed=seed,
-                                        device=self.device, progress=self.progress)
+                                        device=self.device, progress=self.progress, pretraining=cfg.pretraining)
         self.seconds["fully_supervised"] = full_info["seconds"]
         final, upper = self.final_meter.compute(), self.evaluate(full).compute()
 
@@ -314,8 +342,9 @@ class PipelineRun:
     def record_params(self) -> dict:
         """The parameters as a record lists them: every original parameter, the later ones only
         when they differ from their default."""
-        return {k: v for k, v in self.params.items()
-                if k not in LATER_PARAMETERS or v != PARAMETERS[k]}
+        p = {**self.params, "init": resolved_init(self.params)}
+        return {k: v for k, v in p.items()
+                if k not in LATER_PARAMETERS or v != (INIT_BEFORE if k == "init" else PARAMETERS[k])}
 
     def record(self, run_id: str | None = None, suite: str | None = None) -> dict:
         """Everything measured, as a JSON-able dict (the benchmark runner writes it atomically)."""
