@@ -14,7 +14,8 @@ from s2d_core.cache import CacheWarning
 from s2d_core.data import pretraining as P
 from s2d_core.data import shapes, synthetic, textures
 from s2d_core.data.config import PretrainWorldConfig
-from s2d_core.models.weights import SHIPPED_DIR, WeightsFileError, file_sha256, load_weights, shipped_manifest
+from s2d_core.models.weights import (SHIPPED_DIR, WeightsFileError, file_sha256, load_weights, matches_entry,
+                                    shipped_manifest, weights_sha256)
 
 SMALL = PretrainWorldConfig(n_train=24, n_test=8)
 
@@ -269,50 +270,75 @@ def test_records_without_init_are_grouped_as_scratch():
 
 
 # ------------------------------------------------------------------------------ shipped files
-def test_shipped_files_match_their_manifest_and_the_cpu_preset():
+def test_the_manifest_matches_the_cpu_preset_and_the_files_in_git():
     from s2d_core.pipeline.shipping import check
 
     manifest = shipped_manifest()
     assert set(manifest) == {"cnn", "tiny_sam"}
-    total = 0
+    assert manifest["tiny_sam"]["in_git"] and not manifest["cnn"]["in_git"]  # the 9.9 MB backbone is generated
+    assert "weights_sha256" in manifest["cnn"] and "sha256" in manifest["tiny_sam"]
+    in_git = 0
     for name, e in manifest.items():
         f = SHIPPED_DIR / e["file"]
-        assert file_sha256(f) == e["sha256"], name
-        total += f.stat().st_size
-    assert total < 20e6
-    assert check() == []
+        if e["in_git"] or f.is_file():  # a generated file, once built, must hold the reference weights
+            assert matches_entry(f, e), name
+        in_git += f.stat().st_size if e["in_git"] else 0
+    assert in_git < 5e6
+    assert check() == []  # keys are the ones the cpu preset asks for
+    assert manifest["cnn"]["info"]["test_map"] > 0.1  # the reference learnt the world (chance: about 0.02)
 
 
-def test_shipped_networks_load_into_the_cpu_preset():
-    from s2d_core.models.classifier import Classifier
-    from s2d_core.models.segmenter import Segmenter
+def test_the_shipped_tiny_sam_loads_into_the_cpu_preset():
     from s2d_core.pipeline import get_pipeline, get_tiny_sam
-    from s2d_core.pipeline.pretrained import with_init
-
-    from s2d_core.models.weights import shipped_entry
-    from s2d_core.pipeline.pretrained import weights_key
 
     cfg = get_pipeline("cpu")
-    assert shipped_entry(weights_key(cfg.classifier, cfg.pretraining)) is not None  # else: minutes of pre-training
-    cnn, ident = with_init(cfg.classifier, cfg.pretraining)
-    assert str(SHIPPED_DIR) in cnn.pretrained_file and ident["synthetic"] == shipped_manifest()["cnn"]["key"]
-    Classifier(6, cnn)
-    Segmenter(7, with_init(cfg.segmenter, cfg.pretraining)[0])
-    assert cfg.vit.init == "scratch"  # the ViT's pre-training learnt nothing in its budget (records/pretraining)
     sam, info = get_tiny_sam(cfg.tiny_sam)
-    assert info["source"] == "shipped"
-    meta = json.loads(json.dumps(shipped_manifest()["cnn"]["info"]))
-    assert meta["test_map"] > 0.1  # pre-training learnt the world's classes (chance: about 0.02)
+    assert info["source"] == "shipped" and info["key"] == shipped_manifest()["tiny_sam"]["key"]
+    assert cfg.vit.init == "scratch"  # the ViT's pre-training learnt nothing in its budget (records/pretraining)
+
+
+def test_a_generated_backbone_is_checked_against_its_reference_and_then_used(tmp_path, monkeypatch):
+    """The generated-file path on the tiny preset: a rebuild is compared with the manifest's sha256
+    (a warning when it differs), a seeded rebuild reproduces it bit for bit, and a file built into
+    the weights folder is used from there."""
+    import s2d_core.models.weights as W
+    from s2d_core.pipeline.pretrained import pretrained_weights, weights_key
+
+    cfg = _tiny()
+    key = weights_key(cfg.classifier, cfg.pretraining)
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setattr(W, "SHIPPED_DIR", folder)
+
+    def manifest(sha):
+        (folder / "manifest.json").write_text(json.dumps(
+            {"cnn": {"file": "cnn.safetensors", "key": key, "weights_sha256": sha, "in_git": False}}))
+
+    manifest("0" * 64)
+    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache1"))
+    with pytest.warns(UserWarning, match="differs from the reference"):
+        path, info = pretrained_weights(cfg.classifier, cfg.pretraining, progress=False)
+    assert info["matches_reference"] is False
+    manifest(weights_sha256(path))
+    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache2"))  # an empty cache: pre-trained again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        path2, info2 = pretrained_weights(cfg.classifier, cfg.pretraining, progress=False)
+    assert info2["source"] == "trained now" and info2["matches_reference"] is True
+    assert file_sha256(path2) == file_sha256(path)  # the header holds no timings: the very same file
+    (folder / "cnn.safetensors").write_bytes(path2.read_bytes())
+    path3, info3 = pretrained_weights(cfg.classifier, cfg.pretraining, progress=False)
+    assert info3["source"] == "shipped" and path3 == folder / "cnn.safetensors"
 
 
 def test_a_changed_shipped_file_is_refused(tmp_path, monkeypatch):
     import s2d_core.models.weights as W
 
-    entry = shipped_manifest()["cnn"]
+    entry = shipped_manifest()["tiny_sam"]
     fake = tmp_path / "weights"
     fake.mkdir()
     (fake / entry["file"]).write_bytes((SHIPPED_DIR / entry["file"]).read_bytes()[:-1] + b"\0")
-    (fake / "manifest.json").write_text(json.dumps({"cnn": entry}))
+    (fake / "manifest.json").write_text(json.dumps({"tiny_sam": entry}))
     monkeypatch.setattr(W, "SHIPPED_DIR", fake)
     with pytest.raises(WeightsFileError, match="sha256"):
         W.shipped_entry(entry["key"])

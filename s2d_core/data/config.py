@@ -19,6 +19,17 @@ from dataclasses import dataclass
 from ..configbase import Config, at_least, between, check, non_negative
 
 
+def check_objects(cfg, max_objects: int, radius: tuple[float, float]) -> None:
+    """Cross-field checks shared by the worlds: ``min_objects <= max_objects <= max_objects`` (the
+    cap) and ``radius[0] <= object_radius[0] <= object_radius[1] <= radius[1]``."""
+    name = type(cfg).__name__
+    check(cfg.min_objects <= cfg.max_objects <= max_objects,
+          f"{name}.max_objects must be in [min_objects={cfg.min_objects}, {max_objects}], got {cfg.max_objects}")
+    lo, hi = cfg.object_radius
+    check(radius[0] <= lo <= hi <= radius[1],
+          f"{name}.object_radius must be (lo, hi) with {radius[0]} <= lo <= hi <= {radius[1]}, got {cfg.object_radius}")
+
+
 @dataclass(frozen=True)
 class SyntheticConfig(Config):
     """All knobs of the procedural scene generator.
@@ -108,11 +119,7 @@ class SyntheticConfig(Config):
     }
 
     def validate(self) -> None:
-        check(self.min_objects <= self.max_objects <= 6,
-              f"SyntheticConfig.max_objects must be in [min_objects={self.min_objects}, 6], got {self.max_objects}")
-        lo, hi = self.object_radius
-        check(0.03 <= lo <= hi <= 0.35,
-              f"SyntheticConfig.object_radius must be (lo, hi) with 0.03 <= lo <= hi <= 0.35, got {self.object_radius}")
+        check_objects(self, max_objects=6, radius=(0.03, 0.35))
         check(self.n_subtypes <= self.n_body_styles <= 16,
               f"SyntheticConfig.n_body_styles must be in [n_subtypes={self.n_subtypes}, 16] (each class needs "
               f"distinct styles), got {self.n_body_styles}")
@@ -176,8 +183,4 @@ class PretrainWorldConfig(Config):
              "ground_contrast": between(0, 1), "object_contrast": between(0, 1), "min_colour_gap": between(0, 1)}
 
     def validate(self) -> None:
-        check(self.min_objects <= self.max_objects <= 5,
-              f"PretrainWorldConfig.max_objects must be in [min_objects={self.min_objects}, 5], got {self.max_objects}")
-        lo, hi = self.object_radius
-        check(0.05 <= lo <= hi <= 0.45,
-              f"PretrainWorldConfig.object_radius must be (lo, hi) with 0.05 <= lo <= hi <= 0.45, got {self.object_radius}")
+        check_objects(self, max_objects=5, radius=(0.05, 0.45))

@@ -46,15 +46,8 @@ def generate_split(cfg: SyntheticConfig, split: str, use_cache: bool = True,
         data = cache.load_cached(path, lambda p: _read_split(p, n), f"synthetic split {cfg.name or 'custom'}/{split}")
         if data is not None:
             return data
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 8) if n >= 200 else 1
-    render = functools.partial(synthetic.render_scene, cfg, split)
-    bar = dict(total=n, desc=f"generating {cfg.name or 'synthetic'}/{split}", disable=not progress)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            scenes = list(progress_bar(pool.map(render, range(n), chunksize=16), **bar))
-    else:
-        scenes = [render(i) for i in progress_bar(range(n), **bar)]
+    scenes = render_all(functools.partial(synthetic.render_scene, cfg, split), n,
+                        f"generating {cfg.name or 'synthetic'}/{split}", progress, workers, parallel_from=200)
     data: dict = {k: np.stack([s[k] for s in scenes]) if n else np.zeros((0,)) for k in _FIXED}
     for k in _RAGGED:
         data[k] = [s[k] for s in scenes]
@@ -63,6 +56,21 @@ def generate_split(cfg: SyntheticConfig, split: str, use_cache: bool = True,
         np.savez_compressed(buf, **_pack(data))
         cache.atomic_write_bytes(path, buf.getvalue())
     return data
+
+
+def render_all(render, n: int, desc: str, progress: bool = True, workers: int | None = None,
+               parallel_from: int = 200, chunksize: int = 16) -> list:
+    """``[render(0), ..., render(n - 1)]`` with a progress bar, in ``workers`` processes (default: up
+    to 8 CPU cores once ``n >= parallel_from``, else 1). ``render`` must be picklable (a module-level
+    function or a ``functools.partial`` of one) and seed each item by its index, so the result does
+    not depend on ``workers``."""
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8) if n >= parallel_from else 1
+    bar = dict(total=n, desc=desc, disable=not progress)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            return list(progress_bar(pool.map(render, range(n), chunksize=chunksize), **bar))
+    return [render(i) for i in progress_bar(range(n), **bar)]
 
 
 def _read_split(path, n: int) -> dict:

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,8 +47,8 @@ from torch.utils.data import Dataset
 
 from .. import cache
 from ..arrays import to_uint8
-from ..progress import progress as progress_bar
 from .config import PretrainWorldConfig
+from .dataset import render_all
 from .shapes import TEXTURES as PRETRAIN_TEXTURES
 from .shapes import object_texture, random_colours, smooth_field
 from .synthetic import SHAPE_FAMILIES as BENCHMARK_FAMILIES
@@ -524,15 +522,8 @@ def pretraining_world(cfg: PretrainWorldConfig, split: str = "train", use_cache:
         out = cache.load_cached(path, lambda p: _read(p, n, cfg), f"pretraining world ({split}, {n} scenes)")
         if out is not None:
             return out
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 8) if n >= 500 else 1
-    render = functools.partial(_render_stored, cfg, split)
-    bar = dict(total=n, desc=f"pretraining world/{split}", disable=not progress)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            scenes = list(progress_bar(pool.map(render, range(n), chunksize=32), **bar))
-    else:
-        scenes = [render(i) for i in progress_bar(range(n), **bar)]
+    scenes = render_all(functools.partial(_render_stored, cfg, split), n, f"pretraining world/{split}", progress,
+                        workers, parallel_from=500, chunksize=32)
     out = {k: np.stack([s[j] for s in scenes]) for j, k in enumerate(("image", "tags", "instances"))}
     if use_cache:
         buf = io.BytesIO()

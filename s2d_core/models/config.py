@@ -26,8 +26,8 @@ class ModelConfig(Config):
     """Ratio of input size to final feature-map size: 8 or 16 (dilated last stages), or 32."""
     init: str = "scratch"
     """Where the backbone's weights start: ``"scratch"`` (random), ``"synthetic"`` (pre-trained on
-    the pretraining world, :mod:`s2d_core.data.pretraining`: shipped with the package for the
-    ``cpu`` preset's networks, else trained once and cached) or ``"imagenet"`` (timm's weights;
+    the pretraining world, :mod:`s2d_core.data.pretraining`: pre-trained once and cached; for the
+    ``cpu`` preset checked against a reference sha256) or ``"imagenet"`` (timm's weights;
     offline, give ``pretrained_file``)."""
     pretrained_file: str | None = None
     """Local weights file used with ``init="imagenet"`` (``.pth``/``.bin``/``.safetensors``) or

@@ -1,13 +1,19 @@
-"""Weight files: the pre-trained stand-ins shipped with the package, and how to read and write them.
+"""Weight files: the pre-trained stand-ins of the ``cpu`` preset, and how to read and write them.
 
-A real project downloads ImageNet weights and SAM checkpoints instead of training them; the
-book's readers likewise should not spend 40 minutes of CPU pre-training the stand-ins before the
-first chapter runs. So the networks pre-trained on the pretraining world (and the tiny SAM) for
-the ``cpu`` preset ship in ``s2d_core/weights/`` as float16 safetensors files, listed in
-``manifest.json`` with the artifact key of the configuration that made them and their sha256.
-``python -m s2d_core.pipeline.shipping build`` rebuilds them bit for bit (same machine kind,
-same torch). A file is used only when its key equals the key the current configuration asks
-for, and only after its checksum matches; anything else is trained and cached as usual.
+A real project downloads ImageNet weights and SAM checkpoints instead of training them. Here
+``s2d_core/weights/manifest.json`` lists the ``cpu`` preset's stand-ins with the artifact key of
+the configuration that makes each and the sha256 of its reference build:
+
+* the **tiny SAM** (2.9 MB) is in git (``in_git``): it would cost a reader 21 minutes of CPU;
+* the **pre-trained ResNet-10** (9.9 MB, float16) is *generated*, not stored in git: the first
+  chapter that needs it pre-trains it (13 minutes, once; cached like every artifact), or
+  ``python -m s2d_core.pipeline.shipping build`` writes it here. Either way the digest of its
+  weights (``weights_sha256``) is compared with the reference's: on the machine kind and torch
+  build that made the reference, the rebuild holds bit for bit the same weights (measured: a
+  rebuild from an empty cache matched).
+
+A file here is used only when its key equals the key the current configuration asks for, and
+only after its checksum matches.
 
 Values are stored as float16 (half the size; the networks are fine-tuned afterwards, and a
 float16 rounding of a weight is far below what one step of fine-tuning changes). Integer
@@ -23,8 +29,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["SHIPPED_DIR", "WeightsFileError", "file_sha256", "load_weights", "save_weights", "shipped_entry",
-           "shipped_manifest"]
+__all__ = ["SHIPPED_DIR", "WeightsFileError", "file_sha256", "load_weights", "manifest_entry", "matches_entry",
+           "save_weights", "shipped_entry", "shipped_manifest", "state_dict_sha256", "weights_sha256"]
 
 #: Folder of the shipped weight files and their ``manifest.json``.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -53,6 +59,37 @@ def save_weights(state: dict[str, torch.Tensor], path: str | Path, metadata: dic
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(out, str(tmp), metadata={"s2d": json.dumps(metadata or {}, sort_keys=True)})
     tmp.replace(path)
+
+
+def state_dict_sha256(model: torch.nn.Module | dict) -> str:
+    """sha256 of a state dict: every entry in sorted key order, with its name, dtype, shape and bytes.
+    Equal digests mean bit-for-bit equal networks."""
+    sd = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        t = sd[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update((t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes())
+    return h.hexdigest()
+
+
+def weights_sha256(path: str | Path) -> str:
+    """:func:`state_dict_sha256` of the tensors stored in a weights file (as stored, e.g. float16):
+    equal for two files holding the same weights whatever their headers say."""
+    try:
+        return state_dict_sha256(load_file(str(path)))
+    except Exception as e:  # noqa: BLE001 - any failure to parse means a bad file
+        raise WeightsFileError(f"weights file {str(path)!r} cannot be read ({type(e).__name__}: {str(e)[:120]})") from e
+
+
+def matches_entry(path: str | Path, entry: dict) -> bool:
+    """Whether the file is the manifest ``entry``'s: the file's sha256 for a file kept in git, the
+    weights' digest (:func:`weights_sha256`) for a generated one."""
+    if "weights_sha256" in entry:
+        return weights_sha256(path) == entry["weights_sha256"]
+    return file_sha256(path) == entry["sha256"]
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -84,15 +121,21 @@ def shipped_manifest() -> dict:
     return json.loads(path.read_text())
 
 
+def manifest_entry(key: str) -> dict | None:
+    """The manifest's entry for artifact ``key`` (its reference sha256, configuration, ...), or None."""
+    return next((e for e in shipped_manifest().values() if e.get("key") == key), None)
+
+
 def shipped_entry(key: str) -> tuple[Path, dict] | None:
-    """The shipped file made for artifact ``key`` and its manifest entry, or None. Raises a
-    :class:`WeightsFileError` when the file is there but its sha256 differs from the manifest's."""
+    """The file in ``SHIPPED_DIR`` made for artifact ``key`` and its manifest entry, or None (no
+    entry, or a generated file not built yet). Raises a :class:`WeightsFileError` when the file
+    is there but its sha256 differs from the manifest's."""
     for entry in shipped_manifest().values():
         if entry.get("key") == key:
             path = SHIPPED_DIR / entry["file"]
             if not path.is_file():
                 return None
-            if file_sha256(path) != entry["sha256"]:
+            if not matches_entry(path, entry):
                 raise WeightsFileError(f"shipped weights {str(path)!r} do not match the sha256 in manifest.json: the file "
                                        f"is corrupt or was changed; restore it (git checkout) or rebuild it with "
                                        f"`python -m s2d_core.pipeline.shipping build`")

@@ -34,7 +34,7 @@ from ..models.objective import MaskLoss, Objective, TagLoss, ViTTagLoss
 from ..models.segmenter import Segmenter
 from ..models.tiny_sam import build_tiny_sam
 from ..models.vit import ViTClassifier
-from ..models.weights import load_into, shipped_entry
+from ..models.weights import load_into, shipped_entry, state_dict_sha256
 from ..train import pretrain, promptable
 from ..train.config import PretrainConfig, TrainConfig
 from ..train.loops import WithMasks, fit
@@ -65,20 +65,6 @@ def dataset_id(dataset: Dataset) -> dict:
         raise ValueError(f"cannot identify data set {type(dataset).__name__} for caching: it needs an identity() "
                          f"method (SyntheticSegmentation and VOCSegmentation have one); pass use_cache=False")
     return identity()
-
-
-def state_dict_sha256(model: torch.nn.Module | dict) -> str:
-    """sha256 of a state dict: every entry in sorted key order, with its name, dtype, shape and bytes.
-    Equal digests mean bit-for-bit equal networks."""
-    sd = model.state_dict() if isinstance(model, torch.nn.Module) else model
-    h = hashlib.sha256()
-    for k in sorted(sd):
-        t = sd[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(str(t.dtype).encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update((t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _num_fg(dataset: Dataset) -> int:

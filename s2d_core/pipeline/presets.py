@@ -5,7 +5,7 @@ that wants another setting is evaluated on a named preset of its own, added here
 
 * ``cpu``  -- the book's and CI's default: 64 x 64 images, runs on 2 CPU cores in minutes. The
   CNN classifier and the segmenter start from the ResNet-10 pre-trained on the pretraining world
-  (``init="synthetic"``, shipped in ``s2d_core/weights/``) and are fine-tuned for the epochs
+  (``init="synthetic"``; generated once, checked against ``s2d_core/weights/manifest.json``) and are fine-tuned for the epochs
   chosen on held-out training images (``python -m benchmarks.pretraining schedule``); the ViT
   starts from scratch (its pre-training learnt nothing in its budget:
   ``benchmarks/records/pretraining/vit-attempt.json``).

@@ -5,11 +5,13 @@
 world (:mod:`s2d_core.data.pretraining`, the stand-in for ImageNet) by the recipe of
 :class:`~s2d_core.train.config.PretrainConfig`. :func:`pretrained_weights` returns its file:
 
-1. the **shipped** file in ``s2d_core/weights/`` when the manifest lists one made for exactly
-   this key (architecture, world, recipe, versions), after checking its sha256;
+1. the file in ``s2d_core/weights/`` when the manifest lists one made for exactly this key
+   (architecture, world, recipe, versions) and it has been built there, after checking its sha256;
 2. else the **cached** file in ``cache_dir()/pretrained/``;
 3. else it **pre-trains** the backbone now (minutes; resumable), measures pre-training accuracy
-   on the world's test split, and caches the weights as float16 safetensors.
+   on the world's test split, caches the weights as float16 safetensors, and compares their
+   weights' digest with the manifest's reference build (``info["matches_reference"]``; a warning when they
+   differ: another CPU or torch build rounds differently).
 
 Either way the network is built from the float16 file, so a shipped and a locally built
 backbone are the same network. :mod:`.shipping` rebuilds the shipped files.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,7 @@ from ..data.pretraining import RECIPE_VERSION as WORLD_VERSION
 from ..data.pretraining import PretrainingWorld
 from ..devices import resolve_device
 from ..models.config import ModelConfig, ViTConfig
-from ..models.weights import file_sha256, load_weights, save_weights, shipped_entry
+from ..models.weights import file_sha256, load_weights, manifest_entry, matches_entry, save_weights, shipped_entry
 from ..train.config import PretrainConfig
 from ..train.pretrain import RECIPE_VERSION, backbone_of, pretrain_backbone
 
@@ -116,11 +119,17 @@ def pretrained_weights(model_cfg: ModelConfig | ViTConfig, cfg: PretrainConfig |
     net, info = pretrain_backbone(model_cfg, cfg, device=device, progress=progress, checkpoint=ckpt)
     info = {**info, **_test_scores(net, cfg, device, progress), "spec": _recipe_spec(model_cfg, cfg),
             "torch": torch.__version__}
-    save_weights(backbone_of(net).state_dict(), path, {"key": key, **info})
+    save_weights(backbone_of(net).state_dict(), path, {"key": key})  # no timings: the file is reproducible
     cache.atomic_write_bytes(meta, json.dumps(info, indent=1).encode())
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
-    return path, {**info, "key": key, "source": "trained now"}
+    ref = manifest_entry(key)
+    match = None if ref is None else matches_entry(path, ref)
+    if match is False:
+        warnings.warn(f"the pre-trained {short_name(model_cfg)} backbone built here differs from the reference build "
+                      f"in manifest.json (sha256); expected on another CPU or torch build (last bits of the sums), "
+                      f"so numbers may differ slightly from the book's", UserWarning, stacklevel=2)
+    return path, {**info, "key": key, "source": "trained now", "matches_reference": match}
 
 
 def with_init(model_cfg, cfg: PretrainConfig | None = None, device: str | torch.device = "cpu",
