@@ -1,7 +1,8 @@
 """The C6 gain table: each method's own pseudo masks against ``<method> + C6`` for every prompt
 strategy and segmenter (``c6`` suite), over the same seeds.
 
-    python -m benchmarks.c6_table            # writes benchmarks/records/c6/gain.md and gain.csv
+    python -m benchmarks.c6_table                  # pre-trained CNNs: records/c6/gain.md and gain.csv
+    python -m benchmarks.c6_table c6-scratch       # from scratch: records/c6-scratch/gain.md and gain.csv
 
 A cell is the mean (± sample std) pseudo-mask mIoU (%) over its seeds, with the change against
 the method's own pseudo masks of the same seeds in brackets; a cell with fewer seeds than its row
@@ -9,7 +10,7 @@ names them in square brackets. The own pseudo masks are read from each C6 run it
 mIoU is the mIoU of the method's threshold pseudo masks (the ``cpu`` suite's pseudo masks for
 ``refine=none``), computed from the very CAMs C6 was given, so a gain never compares two
 trainings of a network. Final mIoU (a segmentation network trained on the pseudo masks) is listed
-below the table for the rows that have one, against the ``cpu`` suite's run of the same network
+below the table for the rows that have one, against the base suite's (``cpu`` or ``cpu-scratch``) run of the same network
 (its seed mIoU must equal the C6 run's; otherwise the row says so).
 
 Both suites' records are read with :func:`benchmarks.reports.records_frame`.
@@ -139,16 +140,26 @@ def gain_markdown(gain: pd.DataFrame, finals: pd.DataFrame) -> str:
     return md
 
 
-def write_gain(base: Path | None = None, c6: Path | None = None, out: Path | None = None) -> Path:
-    """Write ``gain.md`` and ``gain.csv`` (default: from the committed ``cpu`` and ``c6`` records)."""
-    base = base or RECORDS_DIR / "cpu" / "runs"
-    c6 = c6 or RECORDS_DIR / "c6" / "runs"
-    out = out or RECORDS_DIR / "c6"
+#: Each C6 suite and the suite of the same networks without C6.
+BASE_SUITES = {"c6": "cpu", "c6-scratch": "cpu-scratch"}
+
+
+def write_gain(base: Path | None = None, c6: Path | None = None, out: Path | None = None,
+               suite: str = "c6") -> Path:
+    """Write ``gain.md`` and ``gain.csv`` of C6 suite ``suite`` (default: from its committed
+    records and those of its base suite, :data:`BASE_SUITES`)."""
+    if suite not in BASE_SUITES:
+        raise ValueError(f"unknown C6 suite {suite!r}: expected one of {sorted(BASE_SUITES)}")
+    base_name = BASE_SUITES[suite]
+    base = base or RECORDS_DIR / base_name / "runs"
+    c6 = c6 or RECORDS_DIR / suite / "runs"
+    out = out or RECORDS_DIR / suite
     c6_records = load_records(c6) if c6.is_dir() else []
     if not c6_records:
-        raise ValueError(f"no C6 records in {c6}: run `python -m benchmarks run c6` first")
+        raise ValueError(f"no C6 records in {c6}: run `python -m benchmarks run {suite}` first")
     gain, finals = gain_tables(records_frame(load_records(base)), records_frame(c6_records))
-    md = (f"<!-- written by `python -m benchmarks.c6_table` from {len(c6_records)} c6 records and the cpu suite -->\n\n"
+    md = (f"<!-- written by `python -m benchmarks.c6_table {suite}` from {len(c6_records)} {suite} records and the "
+          f"{base_name} suite -->\n\n"
           "Pseudo-mask mIoU (%, 2 000 training images) of each method's own pseudo masks (from the CAMs each C6 "
           "run was given) and with C6 on top (change in brackets), mean over the seeds in the second column:\n\n"
           + gain_markdown(gain, finals) + "\n")
@@ -157,9 +168,12 @@ def write_gain(base: Path | None = None, c6: Path | None = None, out: Path | Non
     return out / "gain.md"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
     try:
-        path = write_gain()
+        if len(args) > 1:
+            raise ValueError(f"expected at most one argument (a C6 suite: {sorted(BASE_SUITES)}), got {args}")
+        path = write_gain(suite=args[0] if args else "c6")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -23,12 +23,12 @@ def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))  # the kernels inherit it
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "voc", "c6"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "cpu-scratch", "gpu", "voc", "c6", "c6-scratch"])
 def test_shipped_suites_load(name):
     s = load_suite(name)
     assert s.runs and s.notebook.is_file()
     assert len({run_id(r) for r in s.runs}) == len(s.runs)  # ids are unique
-    if name == "cpu":
+    if name in ("cpu", "cpu-scratch"):
         assert sorted({r["seed"] for r in s.runs}) == [0, 1, 2]
 
 
@@ -313,8 +313,14 @@ def test_committed_tables_are_regenerated_byte_for_byte(tmp_path):
     """The reports rebuilt from the committed records equal the committed tables, byte for byte."""
     from benchmarks.c6_table import write_gain
 
-    for name in ("cpu", "c6"):
+    names = [n for n in ("cpu", "cpu-scratch", "c6", "c6-scratch") if (RECORDS / n / "runs").is_dir()]
+    assert {"cpu-scratch", "c6-scratch"} <= set(names)
+    for name in names:
         write_tables(load_suite(name), RECORDS / name / "runs", tmp_path / name)
-    write_gain(RECORDS / "cpu" / "runs", RECORDS / "c6" / "runs", tmp_path / "c6")
-    for table in ("cpu/table.md", "cpu/table.csv", "c6/table.md", "c6/table.csv", "c6/gain.md", "c6/gain.csv"):
-        assert (tmp_path / table).read_bytes() == (RECORDS / table).read_bytes(), table
+        for table in ("table.md", "table.csv"):
+            assert (tmp_path / name / table).read_bytes() == (RECORDS / name / table).read_bytes(), f"{name}/{table}"
+    for c6 in (n for n in names if n.startswith("c6")):
+        base = {"c6": "cpu", "c6-scratch": "cpu-scratch"}[c6]
+        write_gain(RECORDS / base / "runs", RECORDS / c6 / "runs", tmp_path / c6, suite=c6)
+        for table in ("gain.md", "gain.csv"):
+            assert (tmp_path / c6 / table).read_bytes() == (RECORDS / c6 / table).read_bytes(), f"{c6}/{table}"
