@@ -84,6 +84,8 @@ def _compute() -> dict:
         "fingerprint": _fp(world["image"].reshape(12, -1, 3).mean(1)) + _fp(world["instances"].reshape(12, -1).mean(1)),
         "sha256": _sha(world["image"], world["instances"], world["parts"])}
 
+    out["video-world"] = video_world_entry()
+
     # the pretraining world and the backbones pre-trained on it (the tiny preset's small recipe)
     pw = pretraining.pretraining_world(cfg.pretraining.world, "train", use_cache=False, progress=False)
     out["pretraining-world"] = {
@@ -176,6 +178,18 @@ def compare(now: dict, golden: dict, rtol: float = 1e-3, atol: float = 1e-3,
             else:
                 notes.append(f"{kind}: same output to rounding, not bit for bit (another CPU or torch build)")
     return failures, notes
+
+
+def video_world_entry() -> dict:
+    """The synthetic video world: two clips of the ``video_tiny`` preset with their estimated flow."""
+    from s2d_core.data import video
+    from s2d_core.data.presets import get_video_preset
+
+    cfg = get_video_preset("video_tiny")
+    clips = [video._render_with_flow(cfg, "train", i) for i in range(2)]
+    return {"versions": {"video-world": video.RECIPE_VERSION},
+            "fingerprint": _fp([c["frames"].mean() for c in clips]) + _fp([c["flow"].astype("float32").mean() for c in clips]),
+            "sha256": _sha(*(c[k] for c in clips for k in ("frames", "masks", "scribbles", "true_flow", "valid")))}
 
 
 def main(argv: list[str] | None = None) -> int:

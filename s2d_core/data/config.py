@@ -184,3 +184,91 @@ class PretrainWorldConfig(Config):
 
     def validate(self) -> None:
         check_objects(self, max_objects=5, radius=(0.05, 0.45))
+
+
+@dataclass(frozen=True)
+class VideoWorldConfig(Config):
+    """Knobs of the synthetic video world (:mod:`s2d_core.data.video`): clips of moving scenes for
+    saliency from scribbles.
+
+    **Salient** means, operationally: the object(s) that move *independently of the camera*. The
+    background pans with the camera; distractors look like objects (contrasting colours, an
+    outline) but are fixed to the background, so they move exactly as it does; an occluder in front
+    also moves with the camera. Each group of knobs is one failure mode that video methods exist
+    to fix. Lengths are fractions of ``image_size`` unless the name says ``px``.
+    """
+
+    # --- size of the world -------------------------------------------------------------
+    image_size: int = 64
+    """Height = width of every frame in pixels (>= 32)."""
+    n_frames: int = 12
+    """Frames per clip (>= 2)."""
+    n_train: int = 150
+    """Clips in the ``train`` split."""
+    n_test: int = 40
+    """Clips in the ``test`` split."""
+    world_seed: int = 0
+    """Every clip is seeded by (world_seed, split, index)."""
+
+    # --- 1. sparse scribbles -------------------------------------------------------------
+    scribble_every: int = 1
+    """Frames with scribbles: every ``scribble_every``-th frame from the first (1 = every frame)."""
+    scribble_width_px: int = 1
+    """Thickness of the strokes in pixels."""
+    scribble_length: float = 0.7
+    """Length of the foreground stroke as a fraction of the salient object's extent along its axis."""
+    bg_strokes: int = 3
+    """Background strokes per annotated frame (DAVIS-S style: a few strokes around the object)."""
+
+    # --- 2. appearance is not enough ---------------------------------------------------------
+    camouflage_prob: float = 0.5
+    """Share of clips in which the salient object is camouflaged (the rest are not)."""
+    camouflage: float = 0.8
+    """0..1: in a camouflaged clip, how close the object's colours and texture come to the
+    background's (1: the same palette and texture kind, only the phase and the motion differ)."""
+    max_distractors: int = 2
+    """Up to this many distractors per clip: object-like shapes fixed to the background."""
+
+    # --- 3. temporal change -----------------------------------------------------------------
+    object_radius: tuple[float, float] = (0.14, 0.24)
+    """Range of the salient object's mean radius."""
+    speed_px: tuple[float, float] = (1.0, 2.5)
+    """Range of the salient object's speed relative to the background, pixels per frame."""
+    camera_px: float = 1.5
+    """Largest camera pan speed, pixels per frame (the background and everything fixed to it move by it)."""
+    deformation: float = 0.15
+    """Amplitude of the outline's change over a clip, a fraction of the radius."""
+    scale_change: float = 0.25
+    """Largest relative change of the object's size over a clip (approach or recede)."""
+    rotation_deg: float = 3.0
+    """Largest rotation of the object per frame, degrees."""
+    occluder_prob: float = 0.3
+    """Probability of an occluding bar in front (fixed to the background) that the object passes behind."""
+    enter_leave_prob: float = 0.2
+    """Probability that the object's path starts or ends partly outside the frame."""
+    noise_std: float = 0.02
+    """Pixel noise per frame (values in [0, 1])."""
+
+    name: str = ""
+    """Label of the configuration (a preset's name); used in cache file names, not a knob."""
+
+    rules = {"image_size": at_least(32), "n_frames": at_least(2), "n_train": non_negative, "n_test": non_negative,
+             "scribble_every": at_least(1), "scribble_width_px": between(1, 5), "scribble_length": between(0.1, 1),
+             "bg_strokes": between(0, 10), "camouflage_prob": between(0, 1), "camouflage": between(0, 1),
+             "max_distractors": between(0, 4), "camera_px": between(0, 6), "deformation": between(0, 0.4),
+             "scale_change": between(0, 0.6), "rotation_deg": between(0, 15), "occluder_prob": between(0, 1),
+             "enter_leave_prob": between(0, 1), "noise_std": between(0, 0.2)}
+
+    def validate(self) -> None:
+        lo, hi = self.object_radius
+        check(0.05 <= lo <= hi <= 0.35, f"VideoWorldConfig.object_radius must be (lo, hi) with 0.05 <= lo <= hi <= 0.35, "
+                                        f"got {self.object_radius}")
+        lo, hi = self.speed_px
+        check(0 < lo <= hi <= 8, f"VideoWorldConfig.speed_px must be (lo, hi) with 0 < lo <= hi <= 8, got {self.speed_px}")
+
+    def split_size(self, split: str) -> int:
+        """Clips in ``split`` (``train`` or ``test``)."""
+        sizes = {"train": self.n_train, "test": self.n_test}
+        if split not in sizes:
+            raise ValueError(f"unknown split {split!r}: expected one of {sorted(sizes)}")
+        return sizes[split]

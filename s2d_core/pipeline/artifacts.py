@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from .. import cache
 from ..cam.base import MapMethod, compute_cams
-from ..data import fixed_size, pretraining, shapes, synthetic
+from ..data import fixed_size, pretraining, shapes, synthetic, video
 from ..devices import resolve_device
 from ..models.classifier import Classifier
 from ..models.config import ModelConfig, TinySAMConfig, ViTConfig
@@ -54,6 +54,7 @@ RECIPES: dict[str, int] = {
     "tiny-sam": promptable.RECIPE_VERSION,  # models/tiny_sam.py + train/promptable.py (+ the object world's)
     "pretraining-world": pretraining.RECIPE_VERSION,   # data/pretraining.py
     "pretrained-backbone": pretrain.RECIPE_VERSION,    # train/pretrain.py + models (+ the world's version)
+    "video-world": video.RECIPE_VERSION,               # data/video.py (clips, scribbles, true and estimated flow)
 }
 """Recipe version of every kind of cached artifact. Bump one when a change alters what it produces."""
 
