@@ -573,6 +573,13 @@ class SaliencyMeter:
         self._e_curve += _emeasure_curve(p, g)
         self._n += 1
 
+    def curves(self) -> Dict[str, np.ndarray]:
+        """The F and E curves averaged over the images so far: ``{"f": (256,), "e": (256,)}``
+        (index k = threshold k)."""
+        if self._n == 0:
+            raise ValueError("SaliencyMeter.curves() got no images: call update(pred, gt) first")
+        return {"f": self._f_curve / self._n, "e": self._e_curve / self._n}
+
     def compute(self) -> Dict[str, float]:
         """Dataset-level metrics.
 
