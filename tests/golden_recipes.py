@@ -85,6 +85,7 @@ def _compute() -> dict:
         "sha256": _sha(world["image"], world["instances"], world["parts"])}
 
     out["video-world"] = video_world_entry()
+    out["video-saliency"] = video_saliency_entry()
 
     # the pretraining world and the backbones pre-trained on it (the tiny preset's small recipe)
     pw = pretraining.pretraining_world(cfg.pretraining.world, "train", use_cache=False, progress=False)
@@ -190,6 +191,26 @@ def video_world_entry() -> dict:
     return {"versions": {"video-world": video.RECIPE_VERSION},
             "fingerprint": _fp([c["frames"].mean() for c in clips]) + _fp([c["flow"].astype("float32").mean() for c in clips]),
             "sha256": _sha(*(c[k] for c in clips for k in ("frames", "masks", "scribbles", "true_flow", "valid")))}
+
+
+def video_saliency_entry() -> dict:
+    """The video saliency network trained from scribbles on the ``video_tiny`` world (one epoch, from scratch)."""
+    from s2d_core.data.video import SyntheticVideo
+    from s2d_core.models.config import ModelConfig, VideoModelConfig
+    from s2d_core.pipeline import RECIPES, get_video_saliency, state_dict_sha256
+    from s2d_core.train import TrainConfig
+    from s2d_core.train.video import ClipWindows, ScribbleSaliencyLoss
+
+    ds = SyntheticVideo("video_tiny", "train", progress=False)
+    net, _ = get_video_saliency(ds, VideoModelConfig(encoder=ModelConfig(init="scratch")), TrainConfig(epochs=1, batch_size=2),
+                                seed=0, window=2, progress=False)
+    w = ClipWindows(ds, 2)[0]
+    with torch.no_grad():
+        logits = net(w["image"], w["flow_image"])["logits"]
+    loss = ScribbleSaliencyLoss()
+    return {"versions": {"video-saliency": RECIPES["video-saliency"], f"objective:{loss.name}": loss.version,
+                         "video-world": RECIPES["video-world"]},
+            "fingerprint": _fp(logits.mean((1, 2, 3))) + _fp(logits[:, 0, ::16, ::16]), "sha256": state_dict_sha256(net)}
 
 
 def main(argv: list[str] | None = None) -> int:

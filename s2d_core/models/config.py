@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..configbase import Config, at_least, between, check, non_negative, one_of, positive
 
-__all__ = ["INITS", "ModelConfig", "TinySAMConfig", "ViTConfig"]
+__all__ = ["INITS", "MOTIONS", "ModelConfig", "TinySAMConfig", "VideoModelConfig", "ViTConfig"]
 
 #: Where a network's weights can start: random, pre-trained on the pretraining world, or ImageNet.
 INITS = ("scratch", "synthetic", "imagenet")
@@ -137,3 +137,25 @@ class TinySAMConfig(Config):
         check(self.prompt_dim % 8 == 0 and (self.prompt_dim // 2) % self.decoder_heads == 0,
               f"TinySAMConfig.prompt_dim must be a multiple of 8, and prompt_dim / 2 a multiple of "
               f"decoder_heads={self.decoder_heads} (the decoder's cross-attention halves the width), got {self.prompt_dim}")
+
+
+MOTIONS = ("none", "stream")
+
+
+@dataclass(frozen=True)
+class VideoModelConfig(Config):
+    """The per-frame saliency network of the video chapters (:class:`~s2d_core.models.video_saliency.SaliencyNet`).
+
+    ``encoder`` is the image backbone (the ``cpu`` family: ResNet-10 at output stride 8, starting
+    where ``encoder.init`` says); with ``motion="stream"`` a second encoder of the same kind reads
+    the colour-coded optical flow and is fused into the image stream at every level by a gate
+    (``"none"``: frames only, the no-motion ablation).
+    """
+
+    encoder: ModelConfig = ModelConfig(init="synthetic")
+    motion: str = "stream"
+    """``"stream"`` (a second encoder on the flow image, gated fusion) or ``"none"``."""
+    decoder_dim: int = 48
+    """Channels of the light decoder (two levels: stride 4 and the encoder's last)."""
+
+    rules = {"motion": one_of(*MOTIONS), "decoder_dim": at_least(8)}

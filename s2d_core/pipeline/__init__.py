@@ -12,7 +12,7 @@ stages before them; this layer imports them all:
 """
 
 from .artifacts import (RECIPES, dataset_id, describe, get_cams, get_classifier, get_segmenter, get_tiny_sam,
-                        masks_digest, state_dict_sha256)
+                        get_video_saliency, masks_digest, state_dict_sha256)
 from .config import PipelineConfig
 from .methods import (build_method, enhancer_table, get_enhancer, get_method, list_enhancers, list_methods,
                       make_predictor, method_table)
@@ -22,5 +22,5 @@ from .run import PARAMETERS, PipelineRun, run_config, validate_params
 
 __all__ = ["PARAMETERS", "PIPELINES", "RECIPES", "PipelineConfig", "PipelineRun", "build_method", "dataset_id",
            "describe", "enhancer_table", "get_cams", "get_classifier", "get_enhancer", "get_method", "get_pipeline",
-           "get_segmenter", "get_tiny_sam", "list_enhancers", "list_methods", "make_predictor", "masks_digest",
+           "get_segmenter", "get_tiny_sam", "get_video_saliency", "list_enhancers", "list_methods", "make_predictor", "masks_digest",
            "method_table", "pretrained_weights", "run_config", "state_dict_sha256", "validate_params", "with_init"]

@@ -13,6 +13,7 @@ equal up to floating-point order.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -29,20 +30,22 @@ from ..cam.base import MapMethod, compute_cams
 from ..data import fixed_size, pretraining, shapes, synthetic, video
 from ..devices import resolve_device
 from ..models.classifier import Classifier
-from ..models.config import ModelConfig, TinySAMConfig, ViTConfig
+from ..models.config import ModelConfig, TinySAMConfig, VideoModelConfig, ViTConfig
 from ..models.objective import MaskLoss, Objective, TagLoss, ViTTagLoss
 from ..models.segmenter import Segmenter
 from ..models.tiny_sam import build_tiny_sam
+from ..models.video_saliency import SaliencyNet
 from ..models.vit import ViTClassifier
 from ..models.weights import load_into, shipped_entry, state_dict_sha256
 from ..train import pretrain, promptable
 from ..train.config import PretrainConfig, TrainConfig
 from ..train.loops import WithMasks, fit
+from ..train.video import ClipWindows, ScribbleSaliencyLoss
 from .config import PipelineConfig
 from .pretrained import with_init
 
 __all__ = ["RECIPES", "dataset_id", "describe", "get_cams", "get_classifier", "get_segmenter", "get_tiny_sam",
-           "masks_digest", "state_dict_sha256", "tiny_sam_key"]
+           "get_video_saliency", "masks_digest", "state_dict_sha256", "tiny_sam_key"]
 
 RECIPES: dict[str, int] = {
     "synthetic-split": synthetic.RECIPE_VERSION,  # data/synthetic.py, textures.py, annotations.py
@@ -55,6 +58,7 @@ RECIPES: dict[str, int] = {
     "pretraining-world": pretraining.RECIPE_VERSION,   # data/pretraining.py
     "pretrained-backbone": pretrain.RECIPE_VERSION,    # train/pretrain.py + models (+ the world's version)
     "video-world": video.RECIPE_VERSION,               # data/video.py (clips, scribbles, true and estimated flow)
+    "video-saliency": 1,   # models/video_saliency.py + train/video.py + train/loops.py (+ the objective's own version)
 }
 """Recipe version of every kind of cached artifact. Bump one when a change alters what it produces."""
 
@@ -93,7 +97,7 @@ def _check_labels(dataset: Dataset, objective: Objective) -> None:
 
 def _train_or_load(name: str, key: str, build: Callable[[], torch.nn.Module], data: Dataset, objective: Objective,
                    train_cfg: TrainConfig, seed: int, device: torch.device, progress: bool,
-                   use_cache: bool) -> tuple[torch.nn.Module, dict]:
+                   use_cache: bool, flips: bool = True) -> tuple[torch.nn.Module, dict]:
     path = _model_path(name, key)
     _check_labels(data, objective)  # before the seed: reading an item must not move the generator
 
@@ -116,7 +120,7 @@ def _train_or_load(name: str, key: str, build: Callable[[], torch.nn.Module], da
     else:
         ckpt = path.with_suffix(".ckpt") if use_cache else None
         info = fit(model, data, objective, train_cfg, seed=seed, device=device, desc=name, progress=progress,
-                   checkpoint=ckpt)
+                   checkpoint=ckpt, flips=flips)
         info = {**info, "key": key, "seed": seed}
         if use_cache:
             _save(path, model, info)
@@ -197,6 +201,30 @@ def get_segmenter(train_set: Dataset, masks=None, model_cfg: ModelConfig = Model
     name = desc or ("segmenter-fully-supervised" if masks is None else "segmenter")
     model, info = _train_or_load(name, key, lambda: Segmenter(_num_fg(train_set) + 1, model_cfg), data, MaskLoss(),
                                  train_cfg, seed, device, progress, use_cache)
+    return model, {**info, "key": key}
+
+
+def get_video_saliency(train_set: Dataset, model_cfg: VideoModelConfig = VideoModelConfig(),
+                       train_cfg: TrainConfig = TrainConfig(), objective: Objective | None = None, seed: int = 0,
+                       window: int = 4, device: str | torch.device = "cpu", progress: bool = True,
+                       use_cache: bool = True, pretraining: PretrainConfig | None = None) -> tuple[SaliencyNet, dict]:
+    """The video saliency network (:class:`~s2d_core.models.video_saliency.SaliencyNet`) trained on
+    windows of ``window`` frames of ``train_set``'s clips with ``objective`` (None: the scribble loss,
+    :class:`~s2d_core.train.video.ScribbleSaliencyLoss`; :class:`~s2d_core.train.video.DenseSaliencyLoss`
+    for the fully supervised bound), cached like every network. ``pretraining``: as in :func:`get_classifier`."""
+    device = resolve_device(device)
+    seed = int(seed)
+    objective = objective if objective is not None else ScribbleSaliencyLoss()
+    train_cfg = train_cfg.for_init(model_cfg.encoder.init)
+    spec = {"data": dataset_id(train_set), "model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "seed": seed,
+            "window": int(window), "objective": objective.identity()}
+    encoder, spec["init"] = with_init(model_cfg.encoder, PipelineConfig().pretraining if pretraining is None
+                                      else pretraining, device=device, progress=progress, use_cache=use_cache)
+    model_cfg = dataclasses.replace(model_cfg, encoder=encoder)
+    key = cache.artifact_key("video-saliency", RECIPES["video-saliency"], spec)
+    model, info = _train_or_load(f"video-{objective.name}-{model_cfg.motion}", key, lambda: SaliencyNet(model_cfg),
+                                 ClipWindows(train_set, window), objective, train_cfg, seed, device, progress, use_cache,
+                                 flips=False)
     return model, {**info, "key": key}
 
 
