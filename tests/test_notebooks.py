@@ -32,6 +32,7 @@ SMOKE = {
     "optimal_transport": {"preset": "tiny", "n_eval": 16, "n_cells": 32, "n_show": 2},
     "transformers": {"preset": "tiny", "n_eval": 16, "n_show": 2},
     "foundation_prompts": {"preset": "tiny", "n_eval": 12, "n_objects": 4, "n_show": 2},
+    "video_world": {"preset": "video_tiny", "clip": 1},
 }
 
 

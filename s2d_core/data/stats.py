@@ -81,3 +81,42 @@ def markdown_table(rows: list[dict], floatfmt: str = ".1f") -> str:
     text = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)  # noqa: E731
     cells = pd.DataFrame(rows, columns=list(rows[0]), dtype=object).map(text)
     return to_markdown(cells)
+
+
+def video_statistics(data: dict) -> dict:
+    """Statistics of a split of the video world (:func:`~s2d_core.data.video.generate_clips`).
+
+    Returns (percentages of clips, frames or pixels as named): ``clips``, ``frames_per_clip``,
+    ``camouflaged`` / ``with_occluder`` / ``entering_or_leaving`` (% of clips), ``distractors``
+    (mean per clip), ``object_area`` (mean visible salient area, % of a frame, over frames where
+    it is visible), ``object_absent`` (% of frames without a visible salient pixel),
+    ``scribbled_fg`` / ``scribbled_bg`` (% of the pixels of annotated frames), ``annotated`` (% of
+    frames), ``object_speed`` / ``background_speed`` (mean true motion, px per frame) and
+    ``flow_epe`` (end-point error of the estimated flow, px, on valid pixels) overall and on the
+    salient object.
+    """
+    masks, scr, ann = data["masks"], data["scribbles"], data["annotated"]
+    N, T = masks.shape[:2]
+    area = masks.reshape(N * T, -1).mean(1)
+    tf, ef, valid, layers = (data["true_flow"].astype(np.float32), data["flow"].astype(np.float32), data["valid"],
+                             data["layers"])
+    speed = np.hypot(tf[:, :, 0], tf[:, :, 1])
+    epe = np.hypot(tf[:, :, 0] - ef[:, :, 0], tf[:, :, 1] - ef[:, :, 1])
+    obj, bg = (layers == 2) & valid, (layers == 0) & valid
+    ann_px = scr[ann]
+    return {
+        "clips": int(N), "frames_per_clip": int(T),
+        "camouflaged": 100.0 * float(data["camouflaged"].mean()),
+        "with_occluder": 100.0 * float(data["occluder"].mean()),
+        "entering_or_leaving": 100.0 * float(data["enters_or_leaves"].mean()),
+        "distractors": float(data["n_distractors"].mean()),
+        "object_area": 100.0 * float(area[area > 0].mean()) if (area > 0).any() else float("nan"),
+        "object_absent": 100.0 * float((area == 0).mean()),
+        "annotated": 100.0 * float(ann.mean()),
+        "scribbled_fg": 100.0 * float((ann_px == 1).mean()) if ann_px.size else 0.0,
+        "scribbled_bg": 100.0 * float((ann_px == 2).mean()) if ann_px.size else 0.0,
+        "object_speed": float(speed[obj].mean()) if obj.any() else float("nan"),
+        "background_speed": float(speed[bg].mean()) if bg.any() else float("nan"),
+        "flow_epe": float(epe[valid].mean()) if valid.any() else float("nan"),
+        "flow_epe_object": float(epe[obj].mean()) if obj.any() else float("nan"),
+    }
