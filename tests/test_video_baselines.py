@@ -107,3 +107,28 @@ def test_scribble_loss_needs_scribbles(tiny):
             return {"image": torch.zeros(2, 3, 64, 64)}
     with pytest.raises(ValueError, match=r"needs \['scribbles'\]"):
         _check_labels(NoScribbles(), ScribbleSaliencyLoss())
+
+
+@pytest.mark.parametrize("method", ["scribbles", "scribbles_no_motion", "wsvsod", "fully_supervised"])
+def test_video_run_trains_and_evaluates_every_method(method):
+    from s2d_core.pipeline.video import VideoRun
+
+    run = VideoRun(preset="video_tiny", method=method, init="scratch", seed=0, progress=False)
+    record = run.run()
+    m = record["metrics"]
+    assert 0 <= m["s_measure"] <= 1 and 0 <= m["mae"] <= 1 and m["sequences"] == len(run.test_set)
+    assert m["warping_error_floor"] == 0.0 and m["warping_error"] >= 0 and m["warping_error_gt"] >= 0
+    assert record["config"]["model"]["motion"] == ("none" if method.endswith("no_motion") else "stream")
+
+
+def test_video_run_parameters_are_checked():
+    from s2d_core.pipeline.video import validate_video_params
+
+    with pytest.raises(ValueError, match="unknown video method 'cfmr'"):
+        validate_video_params({"method": "cfmr"})
+    with pytest.raises(ValueError, match="unknown video preset"):
+        validate_video_params({"preset": "cpu"})
+    with pytest.raises(ValueError, match="unknown video parameter"):
+        validate_video_params({"refine": "crf"})
+    with pytest.raises(ValueError, match="seed must be"):
+        validate_video_params({"seed": -1})
