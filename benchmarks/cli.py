@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from .execute import run_suite
-from .params import run_id
+from .params import kind_of
 from .reports import write_tables
 from .suites import SUITES_DIR, SuiteError, load_suite
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{s.name}: {len(s.runs)} runs - {s.description}")
                 if a.suite:
                     for p in s.runs:
-                        print("  ", run_id(p), p)
+                        print("  ", kind_of(s.notebook).run_id(p), p)
             return 0
         suite = load_suite(a.suite)
         if a.cmd == "run":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from s2d_core.progress import progress as progress_bar
 
-from .params import PARAMETERS, run_id, validate_params
+from .params import kind_of
 from .suites import HERE, LOGS_DIR, RECORDS_DIR, Suite
 
 
@@ -34,8 +34,9 @@ def execute_run(suite: Suite, params: dict, records: Path, logs: Path, kernel: s
     """Execute one run; returns the path of its record. Raises on failure (with the reason)."""
     import papermill as pm
 
-    validate_params(params)
-    rid = run_id(params)
+    kind = kind_of(suite.notebook)
+    kind.validate(params)
+    rid = kind.run_id(params)
     record = records / f"{rid}.json"
     # The notebook writes a pending file; only a finished run replaces the record, so a failed
     # rerun (--force) neither passes as done nor destroys the earlier result.
@@ -48,7 +49,7 @@ def execute_run(suite: Suite, params: dict, records: Path, logs: Path, kernel: s
     with tempfile.TemporaryDirectory() as tmp:
         src = _ipynb(suite.notebook, Path(tmp))
         pm.execute_notebook(str(src), str(logs / f"{rid}.ipynb"), kernel_name=kernel, progress_bar=progress,
-                            parameters={**PARAMETERS, **params, "record_path": str(pending), "run_id": rid,
+                            parameters={**kind.parameters, **params, "record_path": str(pending), "run_id": rid,
                                         "suite": suite.name},
                             cwd=str(HERE.parent))
     if not pending.is_file():
@@ -64,6 +65,7 @@ def run_suite(suite: Suite, records: Path | None = None, logs: Path | None = Non
     logs = Path(logs) if logs else LOGS_DIR / suite.name / "logs"
     records.mkdir(parents=True, exist_ok=True)
     wanted = None if only is None else [w.strip() for w in only.split(",") if w.strip()]
+    run_id = kind_of(suite.notebook).run_id
     runs = [r for r in suite.runs if wanted is None or any(w in run_id(r) for w in wanted)]
     status: dict[str, list] = {"done": [], "skipped": [], "failed": []}
     bar = progress_bar(runs, desc=f"suite {suite.name}", unit="run", disable=not progress, leave=True)

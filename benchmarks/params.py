@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from s2d_core.cam.base import METHODS
 from s2d_core.pipeline import PARAMETERS, run_config, validate_params
 from s2d_core.pipeline.run import INIT_BEFORE, LATER_PARAMETERS, resolved_init
+from s2d_core.pipeline.video import VIDEO_PARAMETERS, validate_video_params
 from s2d_core.pseudo.enhancers import ENHANCERS
 
-__all__ = ["PARAMETERS", "canonical_method", "record_enhancer", "record_names", "run_config", "run_id",
-           "validate_params"]
+__all__ = ["KINDS", "PARAMETERS", "RunKind", "canonical_method", "kind_of", "record_enhancer", "record_names",
+           "run_config", "run_id", "validate_params", "video_run_id"]
 
 
 def canonical_method(name: str) -> str:
@@ -78,3 +81,35 @@ def run_id(params: dict) -> str:
         parts.append(p["init"])
     parts.append(f"seed{p['seed']}")
     return "-".join(parts) + "-" + digest
+
+
+def video_run_id(params: dict) -> str:
+    """The record name of a video run: ``<preset>-<method>[-<init>]-seed<seed>-<hash>``."""
+    p = {**VIDEO_PARAMETERS, **params}
+    digest = hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    parts = [p["preset"], p["method"]] + ([p["init"]] if p["init"] else []) + [f"seed{p['seed']}"]
+    return "-".join(parts) + "-" + digest
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """What a suite's notebook runs: its parameters (with defaults), their check, and a run's id."""
+
+    parameters: dict
+    validate: Callable[[dict], None]
+    run_id: Callable[[dict], str]
+
+
+#: The run notebooks (``benchmarks/notebooks/<name>.md``) and what each expects.
+KINDS: dict[str, RunKind] = {
+    "cam_pipeline": RunKind(PARAMETERS, validate_params, run_id),
+    "video_saliency": RunKind(VIDEO_PARAMETERS, validate_video_params, video_run_id),
+}
+
+
+def kind_of(notebook: str | Path) -> RunKind:
+    """The :class:`RunKind` of a run notebook (by name or path)."""
+    name = Path(notebook).stem
+    if name not in KINDS:
+        raise ValueError(f"no run kind for notebook {name!r}: expected one of {sorted(KINDS)}")
+    return KINDS[name]

@@ -201,7 +201,12 @@ def plot_table(table: pd.DataFrame, group_by: list[str]):
 
 
 def write_tables(suite: Suite, records: Path | None = None, out: Path | None = None) -> dict[str, Path]:
-    """Aggregate a suite's records into ``table.csv``, ``table.md`` and ``table.png`` (atomically)."""
+    """Aggregate a suite's records into ``table.csv``, ``table.md`` and ``table.png`` (atomically);
+    a video suite's by :func:`benchmarks.video_reports.write_video_tables`."""
+    if suite.notebook.stem == "video_saliency":
+        from .video_reports import write_video_tables
+
+        return write_video_tables(suite, records, out)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .params import PARAMETERS
+from .params import kind_of
 
 HERE = Path(__file__).resolve().parent
 SUITES_DIR = HERE / "suites"
@@ -66,14 +66,15 @@ def load_suite(name_or_path: str | Path) -> Suite:
         runs.append({**defaults, **extra})
     if not runs:
         raise SuiteError(f"{path}: the suite defines no runs (give 'matrix' and/or 'runs')")
+    parameters = kind_of(nb).parameters
     for r in runs:
-        unknown = set(r) - set(PARAMETERS)
+        unknown = set(r) - set(parameters)
         if unknown:
             raise SuiteError(f"{path}: unknown parameter(s) {sorted(unknown)} in run {r}; "
-                             f"expected some of {sorted(PARAMETERS)}")
-    group_by = d.get("group_by") or ["method", "refine"]
-    bad = [g for g in group_by if g not in PARAMETERS]
+                             f"expected some of {sorted(parameters)}")
+    group_by = d.get("group_by") or (["method", "refine"] if "refine" in parameters else ["method"])
+    bad = [g for g in group_by if g not in parameters]
     if bad:
-        raise SuiteError(f"{path}: group_by names unknown parameter(s) {bad}; expected some of {sorted(PARAMETERS)}")
+        raise SuiteError(f"{path}: group_by names unknown parameter(s) {bad}; expected some of {sorted(parameters)}")
     return Suite(name=d.get("name", path.stem), notebook=nb, runs=runs, group_by=list(group_by),
                  description=d.get("description", ""), path=path)

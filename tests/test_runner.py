@@ -23,7 +23,7 @@ def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))  # the kernels inherit it
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "cpu-scratch", "gpu", "voc", "c6", "c6-scratch"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "cpu-scratch", "gpu", "voc", "c6", "c6-scratch", "video_smoke"])
 def test_shipped_suites_load(name):
     s = load_suite(name)
     assert s.runs and s.notebook.is_file()
@@ -324,3 +324,18 @@ def test_committed_tables_are_regenerated_byte_for_byte(tmp_path):
         write_gain(RECORDS / base / "runs", RECORDS / c6 / "runs", tmp_path / c6, suite=c6)
         for table in ("gain.md", "gain.csv"):
             assert (tmp_path / c6 / table).read_bytes() == (RECORDS / c6 / table).read_bytes(), f"{c6}/{table}"
+
+
+def test_a_video_suite_runs_its_own_notebook_and_tables(tmp_path):
+    """A suite whose notebook is video_saliency speaks the video parameters, ids and tables."""
+    suite = load_suite("video_smoke")
+    with pytest.raises(SuiteError, match="unknown parameter.*refine"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("name: bad\nnotebook: video_saliency\nruns: [{method: scribbles, refine: crf}]\n")
+        load_suite(bad)
+    st = run_suite(suite, tmp_path / "runs", tmp_path / "logs", only="-scribbles-scratch", progress=False)
+    assert len(st["done"]) == 1 and not st["failed"], st
+    rec = json.loads(next((tmp_path / "runs").glob("video_tiny-scribbles-scratch-seed0-*.json")).read_text())
+    assert rec["suite"] == "video_smoke" and 0 <= rec["metrics"]["s_measure"] <= 1
+    paths = write_tables(suite, tmp_path / "runs", tmp_path)
+    assert "| scribbles | 0 |" in paths["md"].read_text()
