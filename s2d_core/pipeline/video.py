@@ -35,6 +35,7 @@ from ..models.config import VideoModelConfig
 from ..train.config import PretrainConfig, TrainConfig
 from ..train.video import DenseSaliencyLoss, ScribbleSaliencyLoss, predict_saliency
 from .artifacts import dataset_id, get_video_saliency
+from .presets import PIPELINES
 
 __all__ = ["VIDEO_METHODS", "VIDEO_PARAMETERS", "VIDEO_PIPELINES", "VideoPipelineConfig", "VideoRun",
            "validate_video_params"]
@@ -65,7 +66,9 @@ class VideoPipelineConfig(Config):
 VIDEO_PIPELINES: dict[str, VideoPipelineConfig] = {
     "video_cpu": VideoPipelineConfig(),
     "video_gpu": VideoPipelineConfig(train=TrainConfig(epochs=20, batch_size=16, lr=1e-3)),
-    "video_tiny": VideoPipelineConfig(train=TrainConfig(epochs=1, batch_size=2), window=2),
+    # the tiny pipeline's small pretraining world: init="synthetic" pre-trains in seconds in tests
+    "video_tiny": VideoPipelineConfig(pretraining=PIPELINES["tiny"].pretraining, train=TrainConfig(epochs=1, batch_size=2),
+                                      window=2),
 }
 
 #: Each method: its objective ("scribbles" or "dense"), whether the cross-frame similarity is on,
