@@ -33,7 +33,8 @@ from s2d_core.eval.replication import holds, paired_difference, verdict
 from .reports import load_records, markdown, records_frame, sample_std
 from .suites import RECORDS_DIR
 
-__all__ = ["CLAIMS", "PUBLISHED", "Claim", "claim_rows", "pipeline_ratio", "plot_claims", "write_replicates"]
+__all__ = ["CLAIMS", "PUBLISHED", "Claim", "claim_rows", "pipeline_ratio", "plot_claims", "pretraining_rows",
+           "write_replicates"]
 
 #: The two regimes and the suites whose records measure them.
 REGIMES = {"scratch": ("cpu-scratch", "c6-scratch"), "pretrained": ("cpu", "c6")}
@@ -185,6 +186,29 @@ def claim_rows(records: Path = RECORDS_DIR) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def pretraining_rows(records: Path = RECORDS_DIR) -> pd.DataFrame:
+    """What pre-training changes, method by method: seed mIoU pre-trained (``cpu``) minus from
+    scratch (``cpu-scratch``), and minus the compute-matched from-scratch control (``control``,
+    when recorded), each a :func:`~s2d_core.eval.replication.paired_difference` over shared seeds."""
+    frames = _frames(records)
+    folder = records / "control" / "runs"
+    control = records_frame(load_records(folder)) if folder.is_dir() else records_frame([])
+    rows = []
+    for method in [m for m in list_methods() if m in set(frames["cpu"]["method"])]:
+        sel = _m(method)
+        pre = _per_seed(frames["cpu"], sel, "seed_miou")
+        row = {"method": method}
+        for name, other in (("scratch", frames["cpu-scratch"]), ("control", control)):
+            m = paired_difference(pre, _per_seed(other, sel, "seed_miou"))
+            row.update({f"vs_{name}_{k}": v for k, v in m.items()})
+            row[f"vs_{name}_cell"] = "not measured yet" if m["n"] == 0 else (
+                f"{m['b']:.1f} -> {m['a']:.1f} ({m['delta']:+.1f}"
+                + (f"; sd {m['sd_b']:.1f} / {m['sd_a']:.1f}" if m["n"] >= 2 else "")
+                + f"; {m['n']} seed{'s' if m['n'] > 1 else ''}{', real' if m['real'] else ''})")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def pipeline_ratio(records: Path = RECORDS_DIR) -> pd.DataFrame:
     """The whole pipeline: every tag-only row with a final mIoU on three seeds, as a share of the
     fully supervised network's mIoU (same init, same seeds), per regime."""
@@ -207,7 +231,7 @@ def pipeline_ratio(records: Path = RECORDS_DIR) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def replicates_markdown(rows: pd.DataFrame, ratio: pd.DataFrame) -> str:
+def replicates_markdown(rows: pd.DataFrame, ratio: pd.DataFrame, records: Path | None = None) -> str:
     cells = pd.DataFrame({"claim": rows["claim"], "source": rows["source"], "expected (points)": rows["expect"],
                           "from scratch": rows["scratch_cell"], "pre-trained": rows["pretrained_cell"],
                           "verdict": rows["verdict"], "chapter": rows["chapter"]})
@@ -225,6 +249,12 @@ def replicates_markdown(rows: pd.DataFrame, ratio: pd.DataFrame) -> str:
                           "holds": (best["ratio"] - best["ratio_sd"] >= RATIO_EXPECT).map({True: "yes", False: "no"})})
         md += ("\n\nThe whole pipeline (val mIoU of a segmentation network trained on pseudo masks from tags, over "
                "three seeds, as a share of the same network trained on ground truth):\n\n" + markdown(r))
+    pre = pretraining_rows(records) if records is not None else pd.DataFrame()
+    if len(pre):
+        md += ("\n\nWhat pre-training changes (seed mIoU %, from scratch or the compute-matched control -> "
+               "pre-trained, 2,000 training images; the ViT track is from scratch in both regimes):\n\n"
+               + markdown(pd.DataFrame({"method": pre["method"], "from scratch -> pre-trained": pre["vs_scratch_cell"],
+                                        "control (same compute) -> pre-trained": pre["vs_control_cell"]})))
     md += ("\n\nPublished figures (PASCAL VOC 2012, real images, ImageNet-, CLIP- or COCO-initialised networks; "
            "not comparable with the synthetic columns above):\n\n"
            + markdown(pd.DataFrame(PUBLISHED, columns=["claim", "published (VOC 2012)", "read in"])))
@@ -266,7 +296,7 @@ def write_replicates(records: Path = RECORDS_DIR, out: Path | None = None) -> Pa
     md = ("<!-- written by `python -m benchmarks.replicates` from the cpu-scratch, c6-scratch, cpu and c6 records -->\n\n"
           "Differences in mIoU points (method minus baseline, mean over the seeds both rows have; in brackets each "
           "row's seed standard deviation). A difference is real when it exceeds both; a claim holds when it is real "
-          "and at least the expected size.\n\n" + replicates_markdown(rows, ratio) + "\n")
+          "and at least the expected size.\n\n" + replicates_markdown(rows, ratio, records) + "\n")
     atomic_write_bytes(out / "table.md", md.encode())
     atomic_write_bytes(out / "table.csv", rows.to_csv(index=False, lineterminator="\r\n").encode())
     atomic_write_bytes(out / "pipeline.csv", ratio.to_csv(index=False, lineterminator="\r\n").encode())
