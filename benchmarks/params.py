@@ -20,7 +20,7 @@ from typing import Callable
 from s2d_core.cam.base import METHODS
 from s2d_core.pipeline import PARAMETERS, run_config, validate_params
 from s2d_core.pipeline.run import INIT_BEFORE, LATER_PARAMETERS, resolved_init
-from s2d_core.pipeline.video import VIDEO_PARAMETERS, validate_video_params
+from s2d_core.pipeline.video import VIDEO_PARAMETERS, validate_video_params, video_run_config
 from s2d_core.pseudo.enhancers import ENHANCERS
 
 __all__ = ["KINDS", "PARAMETERS", "RunKind", "canonical_method", "kind_of", "record_enhancer", "record_names",
@@ -84,11 +84,20 @@ def run_id(params: dict) -> str:
 
 
 def video_run_id(params: dict) -> str:
-    """The record name of a video run: ``<preset>-<method>[-<init>]-seed<seed>-<hash>``."""
+    """The record name of a video run: ``<preset>-<method>-<init>-seed<seed>-<hash>``. The hash covers
+    the parameters, the resolved configuration (schedule, network, init) and the recipe versions of
+    the world and the network, so a changed preset gives new runs instead of skipped ones."""
+    from s2d_core.pipeline import RECIPES
+
     p = {**VIDEO_PARAMETERS, **params}
-    digest = hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    parts = [p["preset"], p["method"]] + ([p["init"]] if p["init"] else []) + [f"seed{p['seed']}"]
-    return "-".join(parts) + "-" + digest
+    try:
+        cfg = video_run_config(p).to_dict()
+        init = cfg["model"]["encoder"]["init"]
+    except ValueError:  # a parameter set that cannot run (it fails with its reason when it is run)
+        cfg, init = None, p["init"] or "invalid"
+    hashed = {**p, "config": cfg, "recipes": {k: RECIPES[k] for k in ("video-world", "video-saliency")}}
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return "-".join([p["preset"], p["method"], init, f"seed{p['seed']}"]) + "-" + digest
 
 
 @dataclass(frozen=True)

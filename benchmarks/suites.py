@@ -66,7 +66,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
         runs.append({**defaults, **extra})
     if not runs:
         raise SuiteError(f"{path}: the suite defines no runs (give 'matrix' and/or 'runs')")
-    parameters = kind_of(nb).parameters
+    try:
+        parameters = kind_of(nb).parameters
+    except ValueError as e:
+        raise SuiteError(f"{path}: {e}") from e
     for r in runs:
         unknown = set(r) - set(parameters)
         if unknown:

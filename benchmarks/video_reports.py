@@ -81,8 +81,8 @@ def write_video_tables(suite: Suite, records: Path | None = None, out: Path | No
     md = (f"<!-- written by `python -m benchmarks table {suite.name}` from {len(frame)} records -->\n\n"
           "Test clips; S, max F (beta^2 = 0.3), max E and MAE per sequence with its first and last frame skipped, "
           "then averaged over sequences; mean ± sample std over seeds. Warping error: mean change of the prediction "
-          "between consecutive frames after compensating the estimated flow (0 for any constant prediction; the "
-          "truth's own is given beside).\n\n" + markdown(cells) + "\n")
+          "between consecutive frames after compensating the true motion, on pixels not occluded (0 for any "
+          "constant prediction; the truth's own is given beside).\n\n" + markdown(cells) + "\n")
     paths = {"csv": out / "table.csv", "md": out / "table.md", "png": out / "table.png"}
     atomic_write_bytes(paths["md"], md.encode())
     atomic_write_bytes(paths["csv"], table.to_csv(index=False, lineterminator="\r\n").encode())

@@ -30,7 +30,7 @@ def test_a_difference_within_the_seed_spread_or_on_two_seeds_is_not_real():
     noisy = paired_difference(pd.Series({0: 0.50, 1: 0.60, 2: 0.40}), pd.Series({0: 0.48, 1: 0.55, 2: 0.40}))
     assert not noisy["real"] and holds(noisy, 0.0) is False
     two = paired_difference(pd.Series({0: 0.9, 1: 0.9}), pd.Series({0: 0.1, 1: 0.1}))
-    assert two["n"] == 2 and not two["real"]
+    assert two["n"] == 2 and not two["real"] and holds(two, 0.0) is None  # two seeds cannot be judged
     worse = paired_difference(pd.Series({0: 0.3, 1: 0.31, 2: 0.3}), pd.Series({0: 0.5, 1: 0.5, 2: 0.51}))
     assert worse["real"] and worse["delta"] < 0 and holds(worse, 0.0) is False
     none = paired_difference(pd.Series({0: 0.3}), pd.Series({1: 0.3}))
@@ -108,3 +108,24 @@ def test_probe_markdown_gives_each_gap_to_cam():
                                                "cells_per_object": [12.0, 48.0], "rows": rows})))
     assert "| x2 | 48 | 50.0 | 52.0 | 54.0 | 56.0 | +2.0 | +4.0 | +6.0 |" in md
     assert md.count("**scratch**") == md.count("**pretrained**") == 1
+
+
+def test_same_networks_in_both_regimes_and_disagreeing_records(tmp_path):
+    from benchmarks.replicates import claim_rows
+
+    for suite in ("cpu-scratch", "cpu"):
+        for seed, (vit, c5) in enumerate([(0.40, 0.30), (0.42, 0.31), (0.41, 0.29)]):
+            _record(tmp_path / suite, "patch_token_cam", seed, vit)
+            _record(tmp_path / suite, "ot_proxy", seed, c5)
+    rows = claim_rows(tmp_path).set_index("key")
+    assert rows.loc["c5", "verdict"] == "one regime only: does not hold"
+    # a second record of one seed that disagrees is named, not silently replaced
+    _record(tmp_path / "cpu", "ot_proxy", 0, 0.5, c6="none", refine="none")
+    rec = tmp_path / "cpu" / "runs" / "ot_proxy-none-none-0.json"
+    rec.rename(rec.with_name("zz-other.json"))
+    data = json.loads((tmp_path / "cpu" / "runs" / "zz-other.json").read_text())
+    data["run_id"] = "zz-other"
+    (tmp_path / "cpu" / "runs" / "zz-other.json").write_text(json.dumps(data))
+    _record(tmp_path / "cpu", "ot_proxy", 0, 0.30)
+    with pytest.raises(ValueError, match="not the same run"):
+        claim_rows(tmp_path)

@@ -63,6 +63,8 @@ def test_skip_ends_is_configurable_and_inputs_are_checked():
         VideoSaliencyMeter().update("bad", p[0], g[0])
     with pytest.raises(ValueError, match="got no sequence"):
         VideoSaliencyMeter().compute()
+    with pytest.raises(ValueError, match="already added"):
+        a.update("s", p, g)
 
 
 def test_warping_error_is_zero_for_constant_and_for_the_truth_moved_by_the_true_flow():

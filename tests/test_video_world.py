@@ -144,3 +144,21 @@ def test_data_set_items_and_cache(tmp_path):
         SyntheticVideo(CFG, "train", progress=False)  # a corrupt entry is named and rebuilt
     with pytest.raises(IndexError, match="out of range"):
         ds[10]
+
+
+def test_clips_flagged_as_entering_or_leaving_have_the_object_centre_outside_the_frame_at_one_end():
+    from s2d_core.data.video import _Clip
+
+    cfg = VideoWorldConfig(n_frames=6, enter_leave_prob=1.0)
+    n = cfg.image_size
+    for i in range(12):
+        clip = _Clip(cfg, np.random.default_rng([cfg.world_seed, 0, i, 7]))
+        assert clip.enters_or_leaves
+        out = [max(-0.5 - p.min(), p.max() - (n - 0.5)) for p in (clip.pos[0], clip.pos[-1])]
+        assert max(out) >= 0.15 * clip.radius, (i, clip.pos[0], clip.pos[-1])
+
+
+def test_noise_does_not_move_the_scribbles():
+    a = render_clip(VideoWorldConfig(n_frames=3, noise_std=0.0), "train", 2)
+    b = render_clip(VideoWorldConfig(n_frames=3, noise_std=0.05), "train", 2)
+    np.testing.assert_array_equal(a["scribbles"], b["scribbles"])

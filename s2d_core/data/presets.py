@@ -11,7 +11,9 @@ that wants another setting is evaluated on a named preset of its own, added here
 Video worlds (:class:`VideoWorldConfig`, :mod:`s2d_core.data.video`):
 
 * ``video_cpu`` -- 150 training and 40 test clips of 12 frames at 64 px, for 2 CPU cores.
-* ``video_gpu`` -- the same world at 128 px with 4x more clips of 16 frames, for a lent GPU.
+* ``video_gpu`` -- the world at 128 px with 4x more clips of 16 frames, for a lent GPU. Speeds and
+  stroke widths are in pixels, so at 128 px objects move half as far relative to their size and
+  strokes are relatively thinner: a related world, not the same one scaled.
 * ``video_tiny`` -- a few short clips for tests.
 
 The pipeline presets (models, training, methods) are in :mod:`s2d_core.pipeline.presets`;

@@ -41,7 +41,7 @@ from .textures import colourise, hsv, polar_blob, texture
 __all__ = ["FOREGROUND", "BACKGROUND", "UNKNOWN", "LAYERS", "RECIPE_VERSION", "SyntheticVideo", "estimate_flow",
            "flow_to_rgb", "render_clip", "warp"]
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 """Version of what :func:`render_clip` produces; bump it when a change alters any clip."""
 
 UNKNOWN, FOREGROUND, BACKGROUND = 0, 1, 2
@@ -145,9 +145,10 @@ class _Clip:
         self.enters_or_leaves = bool(rng.uniform() < cfg.enter_leave_prob)
         if self.enters_or_leaves:  # push the path so its first or last frame is half out of the frame
             end = 0 if rng.uniform() < 0.5 else T - 1
-            d = path[end] - n / 2
-            d = d / (np.linalg.norm(d) + 1e-6)
-            target = n / 2 + d * (n / 2 + 0.2 * self.radius)
+            centre = (n - 1) / 2  # pixel centres run 0 .. n - 1; the frame's edges are at -0.5 and n - 0.5
+            d = path[end] - centre
+            d = d / (np.abs(d).max() + 1e-6)  # the max norm: the end point lies beyond the nearest edge in any direction
+            target = centre + d * (n / 2 + 0.2 * self.radius)
             path = path + (target - path[end])[None]
         self.pos = path
         grow = rng.uniform(-1, 1) * cfg.scale_change
@@ -337,7 +338,8 @@ def render_clip(cfg: VideoWorldConfig, split: str, index: int) -> dict[str, np.n
         same[inside] = (nxt[ty[inside], tx[inside]] == layers[t][inside]) & core_n[ty[inside], tx[inside]]
         valid[t] = same & _interior(layers[t])
     annotated = (np.arange(T) % cfg.scribble_every) == 0
-    scribbles = np.stack([scribble_frame(visibles[t], cfg, rng) if annotated[t] else np.zeros((n, n), np.uint8)
+    srng = np.random.default_rng([cfg.world_seed, split_code, int(index), 8])  # own stream: noise does not move it
+    scribbles = np.stack([scribble_frame(visibles[t], cfg, srng) if annotated[t] else np.zeros((n, n), np.uint8)
                           for t in range(T)])
     return {"frames": np.stack(frames), "masks": np.stack(masks), "scribbles": scribbles, "annotated": annotated,
             "true_flow": flows, "valid": valid, "layers": np.stack(layers), "camouflaged": np.bool_(clip.camouflaged),
@@ -428,7 +430,10 @@ def generate_clips(cfg: VideoWorldConfig, split: str, use_cache: bool = True, pr
     n = cfg.split_size(split)
     path = None
     if use_cache:
-        key = cache.artifact_key("video-world", RECIPE_VERSION, {"cfg": cfg.to_dict(), "split": split})
+        import cv2
+
+        key = cache.artifact_key("video-world", RECIPE_VERSION, {"cfg": cfg.to_dict(), "split": split,
+                                                                  "flow": {**FARNEBACK, "opencv": cv2.__version__}})
         path = cache.cache_dir() / "video" / f"{cfg.name or 'custom'}-{split}-{key}.npz"
 
         def read(p):

@@ -4,7 +4,7 @@ A claim "method A beats baseline B" is measured on the seeds both were run with:
 
 .. math::  \\Delta = \\frac{1}{|S|} \\sum_{s \\in S} \\big(m_A(s) - m_B(s)\\big)
 
-It is **real** when :math:`|\\Delta| > \\max(\\sigma_A, \\sigma_B)` (each row's sample standard
+It is **real** when its absolute value exceeds both seed spreads, :math:`|\\Delta| > \\max(\\sigma_A, \\sigma_B)` (each row's sample standard
 deviation over :math:`S`) with at least three seeds, and it **holds** when it is real, positive
 and at least the size expected beforehand. Over two regimes (e.g. from scratch and pre-trained)
 a claim is *replicated* when it holds in both, *not replicated* in neither, *mixed* otherwise.
@@ -63,15 +63,15 @@ def paired_difference(a: pd.Series, b: pd.Series, scale: float = 100.0) -> dict:
 
 def holds(m: dict, expect: float) -> bool | None:
     """Whether a :func:`paired_difference` ``m`` holds: real, positive and at least ``expect``
-    (same units); None when nothing was measured."""
-    if m["n"] == 0:
+    (same units); None when it cannot be judged (fewer than :data:`MIN_SEEDS` shared seeds)."""
+    if m["n"] < MIN_SEEDS:
         return None
     return bool(m["real"] and m["delta"] > 0 and m["delta"] >= expect)
 
 
 def verdict(scratch: bool | None, pretrained: bool | None) -> str:
     """Over the two regimes: ``"replicated"`` (holds in both), ``"not replicated"`` (in neither),
-    ``"mixed"``, or ``"pending (...)"`` while a regime is not measured (what the other shows is named)."""
+    ``"mixed"``, or ``"pending (...)"`` while a regime cannot be judged yet (what the other shows is named)."""
     if scratch is None and pretrained is None:
         return "pending"
     if scratch is None or pretrained is None:

@@ -47,8 +47,8 @@ class VideoSaliencyMeter:
 
     def update(self, sequence: str, preds: ArrayLike, gts: ArrayLike) -> None:
         """Add the frames of one sequence: ``preds`` (T, H, W) saliency in [0, 1] (or uint8), ``gts``
-        (T, H, W) masks. A sequence may be added in several calls (its frames in order); the ends
-        are skipped per call, so pass a whole sequence at once when ``skip_ends`` is on."""
+        (T, H, W) masks, the whole sequence at once (its first and last frame are skipped with
+        ``skip_ends``, so a second call for the same sequence is refused)."""
         preds, gts = np.asarray(preds), np.asarray(gts)
         if preds.ndim != 3 or preds.shape != gts.shape:
             raise ValueError(f"sequence {sequence!r}: preds and gts must both be (T, H, W), got {preds.shape} and "
@@ -56,6 +56,8 @@ class VideoSaliencyMeter:
         frames = range(1, len(preds) - 1) if self.skip_ends else range(len(preds))
         if self.skip_ends and len(preds) < 3:
             raise ValueError(f"sequence {sequence!r} has {len(preds)} frame(s): with skip_ends at least 3 are needed")
+        if sequence in self._sequences:
+            raise ValueError(f"sequence {sequence!r} was already added: pass each sequence whole, in one call")
         meter = self._sequences.setdefault(sequence, SaliencyMeter(beta2=self.beta2, alpha=self.alpha))
         for t in frames:
             meter.update(preds[t], gts[t])

@@ -38,7 +38,7 @@ from .artifacts import dataset_id, get_video_saliency
 from .presets import PIPELINES
 
 __all__ = ["VIDEO_METHODS", "VIDEO_PARAMETERS", "VIDEO_PIPELINES", "VideoPipelineConfig", "VideoRun",
-           "validate_video_params"]
+           "validate_video_params", "video_run_config"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,17 @@ def validate_video_params(params: dict) -> None:
     resolve_device(p["device"])
 
 
+def video_run_config(params: dict) -> VideoPipelineConfig:
+    """The :class:`VideoPipelineConfig` a parameter set asks for: the preset's, with the method's
+    motion stream and ``init`` applied (cheap: nothing is loaded)."""
+    validate_video_params(params)
+    p = {**VIDEO_PARAMETERS, **params}
+    cfg = VIDEO_PIPELINES[p["preset"]]
+    encoder = cfg.model.encoder if p["init"] is None else dataclasses.replace(cfg.model.encoder, init=p["init"])
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, encoder=encoder,
+                                                              motion=VIDEO_METHODS[p["method"]]["motion"]))
+
+
 class VideoRun:
     """One run of a video baseline (module docstring). Attributes filled by the stages:
     ``model``, ``info``, ``predictions`` (N, T, H, W), ``metrics``, ``seconds``."""
@@ -113,11 +124,7 @@ class VideoRun:
         validate_video_params(params)
         self.params = {**VIDEO_PARAMETERS, **params}
         self.spec = VIDEO_METHODS[self.params["method"]]
-        cfg = VIDEO_PIPELINES[self.params["preset"]]
-        encoder = cfg.model.encoder if self.params["init"] is None else \
-            dataclasses.replace(cfg.model.encoder, init=self.params["init"])
-        self.cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, encoder=encoder,
-                                                                      motion=self.spec["motion"]))
+        self.cfg = video_run_config(self.params)
         self.device = resolve_device(self.params["device"])
         self.progress = progress
         world = VIDEO_PRESETS[self.params["preset"]]
@@ -143,7 +150,8 @@ class VideoRun:
 
     def evaluate(self) -> dict:
         """Metrics on the test clips: per sequence, then over sequences (all clips, camouflaged
-        ones, the others), and the warping error beside the ground truth's and the floor (0)."""
+        ones, the others), and the warping error (true flow, valid pixels) beside the ground
+        truth's and the floor (0, reached by any constant prediction)."""
         if self.model is None:
             self.train()
         t0 = time.perf_counter()
@@ -153,11 +161,13 @@ class VideoRun:
         warp_pred, warp_gt = [], []
         for i in range(len(self.test_set)):
             clip = self.test_set[i]
-            gts, flow = clip["masks"].numpy(), clip["flow"].numpy()
+            # the synthetic world knows the exact motion and which pixels it is defined for: the
+            # warping error then measures the prediction, not occlusions or flow errors
+            gts, flow, valid = clip["masks"].numpy(), clip["true_flow"].numpy(), clip["valid"].numpy()
             meters["all"].update(clip["name"], self.predictions[i], gts)
             meters["camouflaged" if clip["camouflaged"] else "plain"].update(clip["name"], self.predictions[i], gts)
-            warp_pred.append(warping_error(self.predictions[i], flow))
-            warp_gt.append(warping_error(gts.astype(np.float64), flow))
+            warp_pred.append(warping_error(self.predictions[i], flow, valid))
+            warp_gt.append(warping_error(gts.astype(np.float64), flow, valid))
         for part, m in meters.items():
             if len(m):
                 r = m.compute()
