@@ -316,6 +316,8 @@ def test_committed_tables_are_regenerated_byte_for_byte(tmp_path):
     names = [n for n in ("cpu", "cpu-scratch", "c6", "c6-scratch") if (RECORDS / n / "runs").is_dir()]
     assert {"cpu-scratch", "c6-scratch"} <= set(names)
     for name in names:
+        assert (RECORDS / name / "table.md").is_file(), \
+            f"suite {name} has committed records but no table: run `python -m benchmarks table {name}` and commit it"
         write_tables(load_suite(name), RECORDS / name / "runs", tmp_path / name)
         for table in ("table.md", "table.csv"):
             assert (tmp_path / name / table).read_bytes() == (RECORDS / name / table).read_bytes(), f"{name}/{table}"
