@@ -27,6 +27,7 @@ from typing import Callable
 import pandas as pd
 
 from s2d_core.cache import atomic_write_bytes
+from s2d_core.cam.base import METHODS
 from s2d_core.pipeline import list_methods
 
 from s2d_core.eval.replication import holds, paired_difference, verdict
@@ -145,6 +146,11 @@ def _per_seed(frame: pd.DataFrame, row: dict, metric: str) -> pd.Series:
     return runs.drop_duplicates("seed", keep="last").set_index("seed")[metric].sort_index()
 
 
+def _is_vit(method: str) -> bool:
+    """Whether a method reads the ViT classifier (trained from scratch in both regimes)."""
+    return method in METHODS and METHODS.get(method).classifier == "vit"
+
+
 def _frames(records: Path) -> dict[str, pd.DataFrame]:
     out = {}
     for regime, suites in REGIMES.items():
@@ -175,29 +181,31 @@ def claim_rows(records: Path = RECORDS_DIR) -> pd.DataFrame:
     rows = []
 
     def add(key: str, claim: str, source: str, expect: float, chapter: str,
-            get: Callable[[str, str], tuple[pd.Series, pd.Series]], expect_text: str | None = None) -> None:
+            get: Callable[[str, str], tuple[pd.Series, pd.Series]], expect_text: str | None = None,
+            vit_only: bool = False) -> None:
         row = {"key": key, "claim": claim, "source": source, "expect": expect_text or f">= {expect:+.0f}",
                "chapter": chapter}
-        verdicts, series = {}, {}
+        verdicts = {}
         for regime, (cpu, c6) in REGIMES.items():
             a, b = get(cpu, c6)
-            series[regime] = (a, b)
             m = paired_difference(a, b)
             verdicts[regime] = holds(m, expect)
             row.update({f"{regime}_{k}": v for k, v in m.items()})
             row[f"{regime}_holds"] = verdicts[regime]
             row[f"{regime}_cell"] = _cell(m, expect)
         row["verdict"] = verdict(verdicts["scratch"], verdicts["pretrained"])
-        (sa, sb), (pa, pb) = series["scratch"], series["pretrained"]
-        if len(sa) and sa.equals(pa) and sb.equals(pb):  # the very same networks in both regimes (the ViT track)
-            row["verdict"] = "one regime only: " + ("holds" if verdicts["scratch"] else "does not hold" if
-                                                    verdicts["scratch"] is False else "too few seeds")
+        if vit_only:  # the ViT is trained from scratch in both regimes: its "pre-trained" column is a re-run
+            both = {v for v in verdicts.values() if v is not None}
+            row["verdict"] = "one regime only (ViT from scratch in both): " + (
+                "holds" if both == {True} else "does not hold" if both == {False} else
+                "too few seeds" if not both else "the re-runs disagree")
         rows.append(row)
 
     for c in CLAIMS:
         add(c.key, c.claim, c.source, c.expect, c.chapter,
             lambda cpu, _c6, c=c: (_per_seed(frames[cpu], c.a, c.metric),
-                                   _per_seed(frames[cpu], c.b, c.b_metric or c.metric)))
+                                   _per_seed(frames[cpu], c.b, c.b_metric or c.metric)),
+            vit_only=_is_vit(c.a["method"]) and _is_vit(c.b["method"]))
     # C6 helps every method: one row per method, its own pseudo masks from the very CAMs C6 was given
     present = set(frames["c6-scratch"]["method"]) | set(frames["c6"]["method"])
     methods = [m for m in list_methods() if m in present] + sorted(present - set(list_methods()))
@@ -206,7 +214,7 @@ def claim_rows(records: Path = RECORDS_DIR) -> pd.DataFrame:
         add(f"c6-{method}", f"C6 (spectral prompts + tiny SAM) improves {method}'s pseudo masks",
             "thesis C6; S2C (CVPR 2024)", 0.0, "foundation_prompts",
             lambda _cpu, c6, sel=sel: (_per_seed(frames[c6], sel, "pseudo_miou"),
-                                       _per_seed(frames[c6], sel, "seed_miou")))
+                                       _per_seed(frames[c6], sel, "seed_miou")), vit_only=_is_vit(method))
     return pd.DataFrame(rows)
 
 
@@ -225,7 +233,8 @@ def pretraining_rows(records: Path = RECORDS_DIR) -> pd.DataFrame:
         for name, other in (("scratch", frames["cpu-scratch"]), ("control", control)):
             m = paired_difference(pre, _per_seed(other, sel, "seed_miou"))
             row.update({f"vs_{name}_{k}": v for k, v in m.items()})
-            row[f"vs_{name}_cell"] = "not measured yet" if m["n"] == 0 else (
+            note = " [not pre-trained: the same recipe re-run]" if _is_vit(method) else ""
+            row[f"vs_{name}_cell"] = "not measured yet" if m["n"] == 0 else note.strip(" []") + ": " * bool(note) + (
                 f"{m['b']:.1f} -> {m['a']:.1f} ({m['delta']:+.1f}"
                 + (f"; sd {m['sd_b']:.1f} / {m['sd_a']:.1f}" if m["n"] >= 2 else "")
                 + f"; {m['n']} seed{'s' if m['n'] > 1 else ''}{', real' if m['real'] else ''})")

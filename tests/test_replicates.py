@@ -118,7 +118,7 @@ def test_same_networks_in_both_regimes_and_disagreeing_records(tmp_path):
             _record(tmp_path / suite, "patch_token_cam", seed, vit)
             _record(tmp_path / suite, "ot_proxy", seed, c5)
     rows = claim_rows(tmp_path).set_index("key")
-    assert rows.loc["c5", "verdict"] == "one regime only: does not hold"
+    assert rows.loc["c5", "verdict"] == "one regime only (ViT from scratch in both): does not hold"
     # a second record of one seed that disagrees is named, not silently replaced
     _record(tmp_path / "cpu", "ot_proxy", 0, 0.5, c6="none", refine="none")
     rec = tmp_path / "cpu" / "runs" / "ot_proxy-none-none-0.json"
