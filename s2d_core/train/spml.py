@@ -1,0 +1,280 @@
+"""Pixel-to-segment contrastive learning (SPML; Ke, Hwang and Yu, ICLR 2021): the segment machinery
+and the loss, written from the paper and from reading the released code (twke18/SPML, MIT).
+
+Every pixel has a unit embedding :math:`e_i` (:class:`~s2d_core.models.embedding.EmbeddingNet`).
+An image is cut into **segments**: spherical k-means of the embedding with its position (a
+regular grid start), then split by low-level regions (superpixels here; HED + OWT-UCM in the paper)
+and by labels. A segment's prototype is the normalised mean of its members. The loss pulls each
+pixel towards the prototypes of its *positive* segments and away from the others (SegSort's
+NCA-like form), once per **relation**:
+
+.. math::  \\mathcal{L}_i = -\\log \\frac{\\sum_{p \\in P^+(i) \\setminus \\{s(i)\\}} e^{\\kappa \\langle e_i, \\mu_p\\rangle}}
+           {\\sum_{p \\in P^+(i) \\setminus \\{s(i)\\}} e^{\\kappa \\langle e_i, \\mu_p\\rangle} + \\sum_{p \\in P^-(i)} e^{\\kappa \\langle e_i, \\mu_p\\rangle}}
+
+(own segment :math:`s(i)` excluded; it stands in for the positives only when there is no other one):
+
+* **low-level similarity** -- positives: the other segments of the pixel's low-level region in the
+  same image (embedding with position); every pixel takes part, labelled or not;
+* **semantic annotation** -- labelled pixels only; positives: segments of the same class anywhere in
+  the batch and the memory of earlier batches;
+* **co-occurrence** -- every pixel; positives: segments of images that share a tag with the pixel's image;
+* feature affinity is off, as in the released VOC settings.
+
+Label maps use :data:`UNLABELLED` for pixels that are present but carry no label (they are clustered
+and take part in the low-level and co-occurrence terms) and :data:`IGNORE` for padding (removed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["IGNORE", "RELEASED", "SPMLLoss", "UNLABELLED", "Segments", "annotation_positives",
+           "cooccurrence_positives", "grid_init", "position_features", "segment", "segsort_loss",
+           "similarity_positives", "spherical_kmeans"]
+
+UNLABELLED = 254
+"""Label of a pixel that is present but unlabelled (clustered, not annotated)."""
+IGNORE = 255
+"""Label of padding: removed before clustering and from every loss."""
+
+
+def position_features(h: int, w: int, device=None) -> torch.Tensor:
+    """(2, h, w) row and column coordinates in [-0.5, 0.5] (relative to the map, as in SPML)."""
+    ys = torch.linspace(0, 1, h, device=device) - 0.5
+    xs = torch.linspace(0, 1, w, device=device) - 0.5
+    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"))
+
+
+def grid_init(h: int, w: int, k: int, device=None) -> torch.Tensor:
+    """(h, w) initial cluster of every cell: a regular ``k x k`` grid of blocks."""
+    rows = torch.round(torch.linspace(0, k - 1, h, device=device)).long()
+    cols = torch.round(torch.linspace(0, k - 1, w, device=device)).long()
+    return rows[:, None] * k + cols[None, :]
+
+
+@torch.no_grad()
+def spherical_kmeans(x: torch.Tensor, labels: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """Spherical k-means from an initial assignment.
+
+    ``x``: (N, D) unit vectors; ``labels``: (N,) initial cluster ids in [0, K). Each iteration sets a
+    centre to the normalised sum of its members and moves every vector to the centre of largest
+    cosine; an empty cluster keeps no centre. Returns (N,) cluster ids.
+    """
+    labels = labels.clone()
+    k = int(labels.max()) + 1 if len(labels) else 0
+    for _ in range(iterations):
+        centres = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, labels, x)
+        empty = centres.norm(dim=1) == 0
+        centres = F.normalize(centres, dim=1)
+        sim = x @ centres.t()
+        sim[:, empty] = -2.0
+        new = sim.argmax(1)
+        if torch.equal(new, labels):
+            break
+        labels = new
+    return labels
+
+
+@dataclass
+class Segments:
+    """Segments of a batch. Per kept pixel (``N`` of them): ``pixel_segment`` (N,) index into the
+    segments, ``pixel_label`` (N,), ``pixel_image`` (N,), ``pixel_region`` (N,). Per segment (``S``):
+    ``prototype`` (S, D) normalised mean embedding, ``prototype_loc`` (S, D + 2) with position,
+    ``label``, ``region``, ``image`` (S,), and ``tags`` (S, C) the tags of its image. ``keep`` is the
+    (B, h, w) mask of the pixels kept (label != IGNORE)."""
+
+    pixel_segment: torch.Tensor
+    pixel_label: torch.Tensor
+    pixel_image: torch.Tensor
+    pixel_region: torch.Tensor
+    prototype: torch.Tensor
+    prototype_loc: torch.Tensor
+    label: torch.Tensor
+    region: torch.Tensor
+    image: torch.Tensor
+    tags: torch.Tensor
+    keep: torch.Tensor
+
+
+def segment(embedding: torch.Tensor, labels: torch.Tensor, regions: torch.Tensor, tags: torch.Tensor,
+            grid: int = 3, iterations: int = 10) -> tuple[Segments, torch.Tensor, torch.Tensor]:
+    """Cut every image of a batch into segments (module docstring).
+
+    Parameters
+    ----------
+    embedding : (B, D, h, w) unit embeddings (gradients flow into the prototypes, not the clustering).
+    labels : (B, h, w) int64: classes 0..C-1, :data:`UNLABELLED`, :data:`IGNORE`.
+    regions : (B, h, w) int64 low-level region ids (e.g. superpixels), per image.
+    tags : (B, C) multi-hot image tags (background excluded by the caller if it is not a tag).
+    grid, iterations : the k-means grid start (``grid x grid`` clusters) and iterations.
+
+    Returns ``(segments, pixel_embedding (N, D), pixel_embedding_loc (N, D + 2))``.
+    """
+    B, D, h, w = embedding.shape
+    if labels.shape != (B, h, w) or regions.shape != (B, h, w):
+        raise ValueError(f"labels and regions must be (B, h, w) = {(B, h, w)}, got {tuple(labels.shape)} and "
+                         f"{tuple(regions.shape)}")
+    pos = position_features(h, w, embedding.device)
+    init = grid_init(h, w, grid, embedding.device)
+    seg_of = []
+    offset = 0
+    pix_e, pix_l, pix_lab, pix_img, pix_reg = [], [], [], [], []
+    for b in range(B):
+        keep = labels[b] != IGNORE
+        e = embedding[b].permute(1, 2, 0)[keep]                                 # (n, D)
+        loc = F.normalize(torch.cat([e, pos.permute(1, 2, 0)[keep]], 1), dim=1)  # (n, D + 2)
+        cluster = spherical_kmeans(loc.detach(), init[keep], iterations)
+        # a segment = one cluster x one label x one region
+        key = torch.stack([cluster, labels[b][keep], regions[b][keep]], 1)
+        _, local = torch.unique(key, dim=0, return_inverse=True)
+        seg_of.append(local + offset)
+        offset += int(local.max()) + 1 if len(local) else 0
+        pix_e.append(e)
+        pix_l.append(loc)
+        pix_lab.append(labels[b][keep])
+        pix_img.append(torch.full((len(e),), b, dtype=torch.long, device=e.device))
+        pix_reg.append(regions[b][keep])
+    pixel_segment = torch.cat(seg_of)
+    e, loc = torch.cat(pix_e), torch.cat(pix_l)
+    lab, img, reg = torch.cat(pix_lab), torch.cat(pix_img), torch.cat(pix_reg)
+    S = offset
+    proto = F.normalize(torch.zeros(S, D, dtype=e.dtype, device=e.device).index_add(0, pixel_segment, e), dim=1)
+    proto_loc = F.normalize(torch.zeros(S, D + 2, dtype=e.dtype, device=e.device).index_add(0, pixel_segment, loc), dim=1)
+    first = torch.full((S,), len(pixel_segment), dtype=torch.long, device=e.device)
+    first = first.scatter_reduce(0, pixel_segment, torch.arange(len(pixel_segment), device=e.device), "amin")
+    segs = Segments(pixel_segment, lab, img, reg, proto, proto_loc, lab[first], reg[first], img[first],
+                    tags[img[first]].float(), labels != IGNORE)
+    return segs, e, loc
+
+
+def segsort_loss(anchors: torch.Tensor, own: torch.Tensor, positive: torch.Tensor, prototypes: torch.Tensor,
+                 kappa: float, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """The pixel-to-segment loss (module docstring), averaged over anchors.
+
+    ``anchors`` (N, D) unit; ``own`` (N,) each anchor's own segment (an index into ``prototypes``,
+    or -1 when its segment is not among them); ``positive`` (N, S) bool; ``prototypes`` (S, D) unit;
+    ``valid`` (N, S) bool, the prototypes that count for each anchor at all (default: all). The own
+    segment is left out of numerator and denominator when another positive exists, and is the
+    positive when none does.
+    """
+    logits = kappa * anchors @ prototypes.t()                      # (N, S)
+    valid = torch.ones_like(positive) if valid is None else valid
+    is_own = torch.zeros_like(positive)
+    has_own = own >= 0
+    is_own[has_own.nonzero().flatten(), own[has_own]] = True
+    others = positive & ~is_own & valid
+    fallback = ~others.any(1)                                      # no other positive: the own segment is it
+    pos = torch.where(fallback[:, None], is_own & valid, others)
+    neg = ~positive & valid
+    usable = pos.any(1)
+    if not usable.any():
+        return anchors.sum() * 0.0
+    m = logits.masked_fill(~(pos | neg), float("-inf"))
+    num = torch.logsumexp(logits.masked_fill(~pos, float("-inf")), 1)
+    den = torch.logsumexp(m, 1)
+    return (den - num)[usable].mean()
+
+
+# --- the relations ---------------------------------------------------------------------------------
+
+def annotation_positives(anchor_label: torch.Tensor, proto_label: torch.Tensor) -> torch.Tensor:
+    """(N, S) bool: prototype ``p`` is a positive of anchor ``i`` when both carry the same class."""
+    return anchor_label[:, None] == proto_label[None, :]
+
+
+def cooccurrence_positives(anchor_tags: torch.Tensor, proto_tags: torch.Tensor) -> torch.Tensor:
+    """(N, S) bool: the anchor's image and the segment's image share at least one tag."""
+    return (anchor_tags.float() @ proto_tags.float().t()) > 0
+
+
+def similarity_positives(anchor_region: torch.Tensor, proto_region: torch.Tensor) -> torch.Tensor:
+    """(N, S) bool: same low-level region (anchors and prototypes of one image)."""
+    return anchor_region[:, None] == proto_region[None, :]
+
+
+class SPMLLoss:
+    """The SPML objective over a batch of embeddings, with a memory of earlier batches' prototypes.
+
+    ``num_classes``: C (background is class 0); labels ``< C`` are annotations. Weights and
+    concentrations per relation (``weights``, ``kappas``: dicts with keys ``similarity``,
+    ``annotation``, ``cooccurrence``); ``grid``, ``iterations``: the k-means; ``memory``: how many
+    earlier batches' prototypes the annotation and co-occurrence terms also compare with.
+
+    Calling it returns ``{"loss", "similarity", "annotation", "cooccurrence", "segments"}``. The
+    memory lives in the object (a resumed training starts it empty).
+    """
+
+    def __init__(self, num_classes: int, weights: dict, kappas: dict, grid: int = 3, iterations: int = 10,
+                 memory: int = 2) -> None:
+        for d, name in ((weights, "weights"), (kappas, "kappas")):
+            if set(d) != {"similarity", "annotation", "cooccurrence"}:
+                raise ValueError(f"SPMLLoss {name} must give similarity, annotation and cooccurrence, got {sorted(d)}")
+        self.num_classes, self.weights, self.kappas = num_classes, dict(weights), dict(kappas)
+        self.grid, self.iterations, self.memory_size = grid, iterations, memory
+        self.memory: list[dict[str, torch.Tensor]] = []
+
+    def _bank(self, segs: Segments) -> dict[str, torch.Tensor]:
+        past = [m for m in self.memory]
+        cat = lambda k, now: torch.cat([now] + [m[k].to(now.device) for m in past]) if past else now  # noqa: E731
+        n_now = len(segs.label)
+        return {"prototype": cat("prototype", segs.prototype), "label": cat("label", segs.label),
+                "tags": cat("tags", segs.tags), "own_offset": n_now}
+
+    def __call__(self, embedding: torch.Tensor, labels: torch.Tensor, regions: torch.Tensor,
+                 tags: torch.Tensor) -> dict:
+        e = F.normalize(embedding, dim=1)
+        segs, pe, ploc = segment(e, labels, regions, tags, self.grid, self.iterations)
+        zero = pe.sum() * 0.0
+        # low-level similarity: per image, embedding with position, no memory
+        sims = []
+        for b in range(len(embedding)):
+            pix = segs.pixel_image == b
+            mine = (segs.image == b).nonzero().flatten()
+            if pix.sum() == 0 or len(mine) == 0:
+                continue
+            local = torch.full((len(segs.image),), -1, dtype=torch.long, device=pe.device)
+            local[mine] = torch.arange(len(mine), device=pe.device)
+            sims.append(segsort_loss(ploc[pix], local[segs.pixel_segment[pix]],
+                                     similarity_positives(segs.pixel_region[pix], segs.region[mine]),
+                                     segs.prototype_loc[mine], self.kappas["similarity"]))
+        similarity = torch.stack(sims).mean() if sims else zero
+        bank = self._bank(segs)
+        # semantic annotation: labelled anchors, labelled prototypes (batch + memory)
+        labelled = segs.pixel_label < self.num_classes
+        proto_labelled = bank["label"] < self.num_classes
+        if labelled.any() and proto_labelled.any():
+            keep = proto_labelled.nonzero().flatten()
+            remap = torch.full((len(bank["label"]),), -1, dtype=torch.long, device=pe.device)
+            remap[keep] = torch.arange(len(keep), device=pe.device)
+            annotation = segsort_loss(pe[labelled], remap[segs.pixel_segment[labelled]],
+                                      annotation_positives(segs.pixel_label[labelled], bank["label"][keep]),
+                                      bank["prototype"][keep], self.kappas["annotation"])
+        else:
+            annotation = zero
+        # co-occurrence: every anchor, every prototype (batch + memory), positives share a tag
+        anchor_tags = tags.float()[segs.pixel_image]
+        cooccurrence = segsort_loss(pe, segs.pixel_segment, cooccurrence_positives(anchor_tags, bank["tags"]),
+                                    bank["prototype"], self.kappas["cooccurrence"])
+        loss = (self.weights["similarity"] * similarity + self.weights["annotation"] * annotation
+                + self.weights["cooccurrence"] * cooccurrence)
+        self.memory = ([{"prototype": segs.prototype.detach(), "label": segs.label.detach(),
+                         "tags": segs.tags.detach()}] + self.memory)[: self.memory_size]
+        return {"loss": loss, "similarity": similarity, "annotation": annotation, "cooccurrence": cooccurrence,
+                "segments": segs}
+
+
+#: The released VOC settings per label kind (weights and concentrations of the annotation,
+#: co-occurrence and low-level similarity terms; twke18/SPML's training scripts).
+RELEASED = {
+    "tags": {"weights": {"annotation": 0.3, "cooccurrence": 0.3, "similarity": 0.1},
+             "kappas": {"annotation": 6, "cooccurrence": 8, "similarity": 16}},
+    "boxes": {"weights": {"annotation": 0.3, "cooccurrence": 0.3, "similarity": 0.1},
+              "kappas": {"annotation": 6, "cooccurrence": 8, "similarity": 16}},
+    "points": {"weights": {"annotation": 0.1, "cooccurrence": 0.1, "similarity": 0.1},
+               "kappas": {"annotation": 6, "cooccurrence": 8, "similarity": 16}},
+    "scribbles": {"weights": {"annotation": 1.0, "cooccurrence": 0.5, "similarity": 0.1},
+                  "kappas": {"annotation": 6, "cooccurrence": 12, "similarity": 16}},
+}

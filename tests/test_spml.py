@@ -1,0 +1,92 @@
+"""SPML's segment machinery and loss, checked by hand on tiny batches."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from s2d_core.train.spml import (IGNORE, RELEASED, UNLABELLED, SPMLLoss, annotation_positives, cooccurrence_positives,
+                                 grid_init, position_features, segment, segsort_loss, similarity_positives,
+                                 spherical_kmeans)
+
+
+def test_grid_and_positions():
+    g = grid_init(4, 6, 2)
+    assert g.shape == (4, 6) and set(g.unique().tolist()) == {0, 1, 2, 3}
+    assert g[0, 0] == 0 and g[-1, -1] == 3
+    pos = position_features(3, 5)
+    assert pos.shape == (2, 3, 5) and pos.min() == -0.5 and pos.max() == 0.5
+
+
+def test_spherical_kmeans_separates_two_directions():
+    torch.manual_seed(0)
+    a = F.normalize(torch.tensor([1.0, 0.0]) + 0.05 * torch.randn(10, 2), dim=1)
+    b = F.normalize(torch.tensor([0.0, 1.0]) + 0.05 * torch.randn(10, 2), dim=1)
+    x = torch.cat([a, b])
+    init = torch.tensor([0, 1] * 10)                 # a bad start: alternating
+    lab = spherical_kmeans(x, init, iterations=10)
+    assert len(set(lab[:10].tolist())) == 1 and len(set(lab[10:].tolist())) == 1 and lab[0] != lab[10]
+
+
+def test_segments_split_by_label_and_region_keep_unlabelled_and_drop_padding():
+    e = F.normalize(torch.ones(1, 3, 2, 4), dim=1)   # one direction: k-means cannot split by embedding
+    labels = torch.tensor([[[0, 0, UNLABELLED, UNLABELLED], [1, 1, IGNORE, IGNORE]]])
+    regions = torch.tensor([[[0, 0, 0, 1], [1, 1, 1, 1]]])
+    tags = torch.tensor([[0.0, 1.0]])
+    segs, pe, ploc = segment(e, labels, regions, tags, grid=1)
+    assert len(pe) == 6                              # 2 padding cells removed, unlabelled kept
+    # segments: (label 0, region 0), (UNLABELLED, region 0), (UNLABELLED, region 1), (label 1, region 1)
+    assert len(segs.label) == 4
+    assert sorted(segs.label.tolist()) == [0, 1, UNLABELLED, UNLABELLED]
+    torch.testing.assert_close(segs.prototype.norm(dim=1), torch.ones(4))
+    assert segs.tags.shape == (4, 2) and (segs.tags[:, 1] == 1).all()
+    assert ploc.shape == (6, 5)
+
+
+def test_segsort_loss_by_hand():
+    anchors = torch.tensor([[1.0, 0.0]])
+    protos = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])   # own, another positive, a negative
+    kappa = 2.0
+    positive = torch.tensor([[True, True, False]])
+    got = segsort_loss(anchors, torch.tensor([0]), positive, protos, kappa)
+    # own segment excluded: num = e^{k*0} (proto 1), den = num + e^{-k} (proto 2)
+    expected = -math.log(1.0 / (1.0 + math.exp(-kappa)))
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # no other positive: the own segment is the positive
+    only_own = segsort_loss(anchors, torch.tensor([0]), torch.tensor([[True, False, False]]), protos, kappa)
+    expected = -math.log(math.exp(kappa) / (math.exp(kappa) + 1.0 + math.exp(-kappa)))
+    assert only_own.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_relations_positives():
+    assert annotation_positives(torch.tensor([1, 2]), torch.tensor([1, 1, 2])).tolist() == \
+        [[True, True, False], [False, False, True]]
+    tags = torch.tensor([[1.0, 0.0], [0.0, 0.0]])                  # image 0 tagged with class 0; image 1 untagged
+    assert cooccurrence_positives(tags, torch.tensor([[1.0, 1.0], [0.0, 1.0]])).tolist() == \
+        [[True, False], [False, False]]
+    assert similarity_positives(torch.tensor([3]), torch.tensor([3, 4])).tolist() == [[True, False]]
+
+
+def test_spml_loss_runs_backward_uses_unlabelled_pixels_and_fills_its_memory():
+    torch.manual_seed(0)
+    emb = torch.randn(2, 8, 6, 6, requires_grad=True)
+    labels = torch.full((2, 6, 6), UNLABELLED)
+    labels[0, 1, 1], labels[0, 4, 4], labels[1, 2, 2] = 1, 0, 1
+    regions = torch.zeros(2, 6, 6, dtype=torch.long)
+    regions[:, :, 3:] = 1
+    tags = torch.tensor([[1.0, 0.0], [1.0, 0.0]])                  # both images share their tag
+    loss = SPMLLoss(num_classes=2, **RELEASED["scribbles"], grid=2)
+    out = loss(emb, labels, regions, tags)
+    assert torch.isfinite(out["loss"]) and out["similarity"] > 0 and out["annotation"] > 0
+    out["loss"].backward()
+    # unlabelled pixels take part (similarity, co-occurrence): they receive gradients
+    assert emb.grad[0, :, 0, 5].abs().sum() > 0
+    assert len(loss.memory) == 1
+    loss(emb.detach(), labels, regions, tags)
+    loss(emb.detach(), labels, regions, tags)
+    assert len(loss.memory) == 2                                   # the last two batches
+    with pytest.raises(ValueError, match="must give similarity, annotation and cooccurrence"):
+        SPMLLoss(2, weights={"annotation": 1.0}, kappas=RELEASED["tags"]["kappas"])
