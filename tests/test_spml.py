@@ -90,3 +90,14 @@ def test_spml_loss_runs_backward_uses_unlabelled_pixels_and_fills_its_memory():
     assert len(loss.memory) == 2                                   # the last two batches
     with pytest.raises(ValueError, match="must give similarity, annotation and cooccurrence"):
         SPMLLoss(2, weights={"annotation": 1.0}, kappas=RELEASED["tags"]["kappas"])
+
+
+def test_embedding_network_gives_stride_4_maps():
+    from s2d_core.models.config import ModelConfig
+    from s2d_core.models.embedding import EmbeddingNet
+
+    net = EmbeddingNet(ModelConfig(init="scratch"), dim=16).eval()
+    out = net(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 16, 16, 16)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        net(torch.rand(3, 64, 64))

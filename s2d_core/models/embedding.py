@@ -1,0 +1,39 @@
+"""The pixel-embedding network of SPML: a backbone, a summed atrous head, unit-sphere embeddings at stride 4.
+
+As in SPML's DeepLab variant, shrunk for 64-px images: the backbone's last stage (output stride 8)
+feeds parallel 3 x 3 convolutions at several dilations whose outputs are **summed** (no
+normalisation or activation), giving ``dim`` channels, then upsampled x2 to stride 4. The output
+is raw; the loss and every read-out normalise it (:func:`torch.nn.functional.normalize`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import InputNormalisation, create_backbone, feature_channels
+from .config import ModelConfig
+
+__all__ = ["EmbeddingNet"]
+
+
+class EmbeddingNet(nn.Module):
+    """Images (B, 3, H, W) in [0, 1] -> embeddings (B, dim, H/4, W/4) (raw; normalise to compare)."""
+
+    def __init__(self, cfg: ModelConfig = ModelConfig(init="synthetic"), dim: int = 64,
+                 rates: tuple[int, ...] = (1, 2, 4)) -> None:
+        super().__init__()
+        self.cfg, self.dim = cfg, dim
+        self.normalise = InputNormalisation(cfg)
+        self.backbone = create_backbone(cfg)
+        c = feature_channels(self.backbone)[-1]
+        self.head = nn.ModuleList([nn.Conv2d(c, dim, 3, padding=r, dilation=r) for r in rates])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        f = self.backbone(self.normalise(images))[-1]
+        x = sum(conv(f) for conv in self.head)
+        size = (images.shape[-2] // 4, images.shape[-1] // 4)
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
