@@ -101,3 +101,45 @@ def test_embedding_network_gives_stride_4_maps():
     assert out.shape == (2, 16, 16, 16)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         net(torch.rand(3, 64, 64))
+
+
+def test_cell_labels_keep_thin_strokes_and_mark_unlabelled_and_padding():
+    from s2d_core.train.spml import cell_labels
+
+    lab = torch.full((1, 8, 8), UNLABELLED)
+    lab[0, 1, :4] = 2                  # a 1-px stroke through the top-left cell
+    lab[0, 4:, 4:] = IGNORE            # padding fills the bottom-right cell
+    lab[0, 0, 7] = 0                   # one background click in the top-right cell
+    out = cell_labels(lab, (2, 2), num_classes=3)
+    assert out.tolist() == [[[2, 0], [UNLABELLED, IGNORE]]]
+
+
+def test_spml_trains_a_tiny_network_from_points():
+    from torch.utils.data import Dataset
+
+    from s2d_core.data import get_dataset
+    from s2d_core.data.labels import point_labels, superpixels
+    from s2d_core.models.config import ModelConfig
+    from s2d_core.models.embedding import EmbeddingNet
+    from s2d_core.train import TrainConfig, fit
+    from s2d_core.train.spml import SPMLObjective
+
+    base = get_dataset("synthetic", "train", "tiny", progress=False)
+
+    class Points(Dataset):
+        fixed_size = True
+
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            it = base[i]
+            return {"image": it["image"], "mask": torch.from_numpy(point_labels(it)),
+                    "regions": torch.from_numpy(superpixels(it["image"].numpy().transpose(1, 2, 0))),
+                    "tags": it["tags"]}
+
+    torch.manual_seed(0)
+    net = EmbeddingNet(ModelConfig(init="scratch"), dim=16)
+    obj = SPMLObjective(base.num_classes, **RELEASED["points"], grid=2)
+    info = fit(net, Points(), obj, TrainConfig(epochs=2, batch_size=4), progress=False, flip_keys=("mask", "regions"))
+    assert len(info["loss"]) == 2 and all(math.isfinite(v) for v in info["loss"])

@@ -83,12 +83,14 @@ def _state(obj) -> bytes:
 
 def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor],
         cfg: TrainConfig, seed: int = 0, device: str | torch.device = "cpu", desc: str = "train",
-        progress: bool = True, checkpoint: str | Path | None = None, flips: bool = True) -> dict:
+        progress: bool = True, checkpoint: str | Path | None = None, flips: bool = True,
+        flip_keys: tuple[str, ...] = ("mask",)) -> dict:
     """Train ``model`` in place; returns ``{"loss": [per-epoch mean], "seconds", "images_per_second"}``.
 
     ``flips``: random horizontal flips of ``image`` (B, 3, H, W) and ``mask``; off for batches a
     flip would corrupt (clips with colour-coded flow, whose hue encodes the direction). Items
-    then count as "images" whatever they hold (a clip window is one).
+    then count as "images" whatever they hold (a clip window is one). ``flip_keys``: the (B, H, W)
+    maps flipped with the image (label maps, region maps).
 
     ``checkpoint``: a file written (atomically) after every epoch; if it exists when ``fit``
     starts, training resumes from it with the same result as an uninterrupted run.
@@ -130,8 +132,9 @@ def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Mo
             if flips:
                 flip = torch.rand(len(batch["image"]), generator=aug_gen) < 0.5
                 batch["image"] = torch.where(flip[:, None, None, None], batch["image"].flip(-1), batch["image"])
-                if "mask" in batch:
-                    batch["mask"] = torch.where(flip[:, None, None], batch["mask"].flip(-1), batch["mask"])
+                for key in flip_keys:
+                    if key in batch:
+                        batch[key] = torch.where(flip[:, None, None], batch[key].flip(-1), batch[key])
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             loss = loss_fn(model, batch)
             if not torch.isfinite(loss):

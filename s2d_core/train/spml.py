@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IGNORE", "RELEASED", "SPMLLoss", "UNLABELLED", "Segments", "annotation_positives",
+__all__ = ["IGNORE", "RELEASED", "SPMLLoss", "SPMLObjective", "UNLABELLED", "cell_labels", "cell_regions", "Segments", "annotation_positives",
            "cooccurrence_positives", "grid_init", "position_features", "segment", "segsort_loss",
            "similarity_positives", "spherical_kmeans"]
 
@@ -278,3 +278,60 @@ RELEASED = {
     "scribbles": {"weights": {"annotation": 1.0, "cooccurrence": 0.5, "similarity": 0.1},
                   "kappas": {"annotation": 6, "cooccurrence": 12, "similarity": 16}},
 }
+
+
+# --- training ------------------------------------------------------------------------------------
+
+def cell_labels(labels: torch.Tensor, size: tuple[int, int], num_classes: int) -> torch.Tensor:
+    """Labels (B, H, W) at a coarser grid ``size``: each cell takes the most frequent label among its
+    labelled pixels (a thin scribble survives the stride, which nearest-neighbour sampling would
+    lose), :data:`UNLABELLED` when none is labelled, :data:`IGNORE` when all are padding."""
+    B, H, W = labels.shape
+    onehot = torch.zeros(B, num_classes + 2, H, W, device=labels.device)
+    idx = torch.where(labels < num_classes, labels, torch.where(labels == IGNORE, num_classes + 1, num_classes))
+    onehot.scatter_(1, idx[:, None], 1.0)
+    counts = F.adaptive_avg_pool2d(onehot, size)                   # (B, C + 2, h, w) shares
+    labelled = counts[:, :num_classes]
+    out = labelled.argmax(1)
+    out = torch.where(labelled.sum(1) > 0, out, torch.full_like(out, UNLABELLED))
+    return torch.where(counts[:, num_classes + 1] >= 1.0 - 1e-6, torch.full_like(out, IGNORE), out)
+
+
+def cell_regions(regions: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Region ids (B, H, W) at a coarser grid by nearest-neighbour sampling (cell centres)."""
+    return F.interpolate(regions[:, None].float(), size=size, mode="nearest")[:, 0].long()
+
+
+class SPMLObjective:
+    """:class:`SPMLLoss` as a training objective of :func:`~s2d_core.train.loops.fit`: batches with
+    ``image`` (B, 3, H, W), ``mask`` (B, H, W) label maps in the convention of
+    :mod:`s2d_core.data.labels`, ``regions`` (B, H, W) and ``tags`` (B, C); the maps are brought to
+    the embedding's grid by :func:`cell_labels` and :func:`cell_regions`."""
+
+    name = "spml"
+    version = 1
+    needs = ("mask", "regions", "tags")
+
+    def __init__(self, num_classes: int, weights: dict, kappas: dict, grid: int = 3, iterations: int = 10,
+                 memory: int = 2) -> None:
+        self.loss = SPMLLoss(num_classes, weights, kappas, grid, iterations, memory)
+        self.settings = {"weights": dict(weights), "kappas": dict(kappas), "grid": grid, "iterations": iterations,
+                         "memory": memory}
+
+    def config(self) -> dict:
+        return dict(self.settings)
+
+    def identity(self) -> dict:
+        return {"name": self.name, "version": self.version, "config": self.config()}
+
+    def check_batch(self, batch: dict) -> None:
+        missing = [k for k in ("image", *self.needs) if k not in batch]
+        if missing:
+            raise ValueError(f"objective {self.name!r} needs {missing} in every batch; the batch has {sorted(batch)}")
+
+    def __call__(self, model: torch.nn.Module, batch: dict) -> torch.Tensor:
+        emb = model(batch["image"])
+        size = tuple(emb.shape[-2:])
+        labels = cell_labels(batch["mask"], size, self.loss.num_classes)
+        regions = cell_regions(batch["regions"], size)
+        return self.loss(emb, labels, regions, batch["tags"])["loss"]
