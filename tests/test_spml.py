@@ -143,3 +143,19 @@ def test_spml_trains_a_tiny_network_from_points():
     obj = SPMLObjective(base.num_classes, **RELEASED["points"], grid=2)
     info = fit(net, Points(), obj, TrainConfig(epochs=2, batch_size=4), progress=False, flip_keys=("mask", "regions"))
     assert len(info["loss"]) == 2 and all(math.isfinite(v) for v in info["loss"])
+
+
+def test_segment_retrieval_reads_labels_from_the_nearest_memory_segments():
+    from s2d_core.train.spml import build_memory, segment_retrieval
+
+    # two directions: left half class 1, right half class 0 (background)
+    emb = torch.zeros(2, 8, 8)
+    emb[0, :, :4] = 1.0
+    emb[1, :, 4:] = 1.0
+    lab = torch.full((8, 8), UNLABELLED)
+    lab[2, 1], lab[5, 6] = 1, 0                       # one labelled cell per side
+    memory, mem_labels = build_memory(emb[None], lab[None], num_classes=2, grid=2)
+    assert sorted(mem_labels.tolist()) == [0, 1]
+    flipped = emb.flip(-1)                            # the query: class 1 now on the right
+    out = segment_retrieval(flipped, memory, mem_labels, num_classes=2, k=1, grid=2)
+    assert (out[:, 4:] == 1).all() and (out[:, :4] == 0).all()

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IGNORE", "RELEASED", "SPMLLoss", "SPMLObjective", "UNLABELLED", "cell_labels", "cell_regions", "Segments", "annotation_positives",
+__all__ = ["IGNORE", "RELEASED", "SPMLLoss", "SPMLObjective", "UNLABELLED", "build_memory", "cell_labels", "cell_regions", "cluster_image", "Segments", "annotation_positives",
            "cooccurrence_positives", "grid_init", "position_features", "segment", "segsort_loss",
-           "similarity_positives", "spherical_kmeans"]
+           "segment_retrieval", "similarity_positives", "spherical_kmeans"]
 
 UNLABELLED = 254
 """Label of a pixel that is present but unlabelled (clustered, not annotated)."""
@@ -335,3 +335,53 @@ class SPMLObjective:
         labels = cell_labels(batch["mask"], size, self.loss.num_classes)
         regions = cell_regions(batch["regions"], size)
         return self.loss(emb, labels, regions, batch["tags"])["loss"]
+
+
+# --- read-out --------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def cluster_image(embedding: torch.Tensor, grid: int, iterations: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segments of one image for the read-out: spherical k-means of the unit embedding (D, h, w) with
+    position from a ``grid x grid`` start. Returns ``(segment id per cell (h, w), prototypes (S, D))``
+    with ids renumbered 0..S-1."""
+    D, h, w = embedding.shape
+    e = F.normalize(embedding, dim=0).permute(1, 2, 0).reshape(-1, D)
+    loc = F.normalize(torch.cat([e, position_features(h, w, e.device).permute(1, 2, 0).reshape(-1, 2)], 1), dim=1)
+    cluster = spherical_kmeans(loc, grid_init(h, w, grid, e.device).flatten(), iterations)
+    _, ids = torch.unique(cluster, return_inverse=True)
+    protos = F.normalize(torch.zeros(int(ids.max()) + 1, D, device=e.device).index_add_(0, ids, e), dim=1)
+    return ids.view(h, w), protos
+
+
+@torch.no_grad()
+def build_memory(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int, grid: int = 6,
+                 iterations: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """A memory of labelled segment prototypes from images with (pseudo) labels: each image
+    (embeddings (N, D, h, w), labels (N, h, w)) is clustered without the labels, and a segment takes
+    the majority class of its labelled cells (segments without any are dropped). Returns
+    ``(prototypes (M, D), labels (M,))``."""
+    protos, labs = [], []
+    for e, lab in zip(embeddings, labels):
+        ids, p = cluster_image(e, grid, iterations)
+        for s in range(len(p)):
+            cells = lab[ids == s]
+            cells = cells[cells < num_classes]
+            if len(cells):
+                protos.append(p[s])
+                labs.append(torch.bincount(cells, minlength=num_classes).argmax())
+    if not protos:
+        raise ValueError("build_memory: no segment has a labelled cell")
+    return torch.stack(protos), torch.stack(labs)
+
+
+@torch.no_grad()
+def segment_retrieval(embedding: torch.Tensor, memory: torch.Tensor, memory_labels: torch.Tensor, num_classes: int,
+                      k: int = 20, grid: int = 6, iterations: int = 10) -> torch.Tensor:
+    """SPML's retrieval read-out of one image (D, h, w): its segments vote with their ``k`` nearest
+    memory prototypes (cosine), unweighted; every cell takes its segment's majority class. (h, w) int64."""
+    ids, protos = cluster_image(embedding, grid, iterations)
+    k = min(k, len(memory))
+    nearest = (protos @ memory.t()).topk(k, dim=1).indices                      # (S, k)
+    votes = torch.zeros(len(protos), num_classes, device=protos.device)
+    votes.scatter_add_(1, memory_labels[nearest], torch.ones_like(nearest, dtype=votes.dtype))
+    return votes.argmax(1)[ids]
