@@ -159,3 +159,18 @@ def test_segment_retrieval_reads_labels_from_the_nearest_memory_segments():
     flipped = emb.flip(-1)                            # the query: class 1 now on the right
     out = segment_retrieval(flipped, memory, mem_labels, num_classes=2, k=1, grid=2)
     assert (out[:, 4:] == 1).all() and (out[:, :4] == 0).all()
+
+
+def test_random_walk_spreads_scores_within_similar_cells_only():
+    from s2d_core.train.spml import random_walk
+
+    emb = torch.zeros(2, 4, 4)
+    emb[0, :, :2] = 1.0
+    emb[1, :, 2:] = 1.0                                  # two groups of cells, orthogonal
+    scores = torch.zeros(1, 4, 4)
+    scores[0, 0, 0] = 1.0                                # one seed cell in the left group
+    out = random_walk(emb, scores, beta=10.0, steps=8)
+    assert out[0, :, :2].min() > 0.05 and out[0, :, 2:].max() < 1e-3
+    assert out.max() <= scores.max() + 1e-6              # each cell averages its neighbours' scores
+    with pytest.raises(ValueError, match="power of two"):
+        random_walk(emb, scores, steps=6)

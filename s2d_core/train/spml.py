@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 __all__ = ["IGNORE", "RELEASED", "SPMLLoss", "SPMLObjective", "UNLABELLED", "build_memory", "cell_labels", "cell_regions", "cluster_image", "Segments", "annotation_positives",
            "cooccurrence_positives", "grid_init", "position_features", "segment", "segsort_loss",
-           "segment_retrieval", "similarity_positives", "spherical_kmeans"]
+           "random_walk", "segment_retrieval", "similarity_positives", "spherical_kmeans"]
 
 UNLABELLED = 254
 """Label of a pixel that is present but unlabelled (clustered, not annotated)."""
@@ -385,3 +385,26 @@ def segment_retrieval(embedding: torch.Tensor, memory: torch.Tensor, memory_labe
     votes = torch.zeros(len(protos), num_classes, device=protos.device)
     votes.scatter_add_(1, memory_labels[nearest], torch.ones_like(nearest, dtype=votes.dtype))
     return votes.argmax(1)[ids]
+
+
+@torch.no_grad()
+def random_walk(embedding: torch.Tensor, scores: torch.Tensor, beta: float = 100.0, steps: int = 64) -> torch.Tensor:
+    """Propagate class scores over the embedding's affinity (SPML's pseudo-label step).
+
+    .. math::  A_{ij} = \\exp\\big(\\beta(\\langle e_i, e_j\\rangle - 1)\\big),\\quad
+               T = A D^{-1}\\ \\text{(columns sum to 1)},\\quad s' = s\\, T^{\\text{steps}}
+
+    ``embedding`` (D, h, w); ``scores`` (C, h, w) non-negative; ``steps`` a power of two (the walk
+    squares T). Each cell's new score is an average of the old ones weighted by affinity (columns of
+    T sum to 1), so scores spread within groups of similar cells and never exceed their maximum.
+    Returns (C, h, w).
+    """
+    D, h, w = embedding.shape
+    if steps < 1 or steps & (steps - 1):
+        raise ValueError(f"steps must be a power of two, got {steps}")
+    e = F.normalize(embedding.reshape(D, -1), dim=0)
+    a = torch.exp(beta * (e.t() @ e - 1.0))
+    t = a / a.sum(0, keepdim=True)
+    for _ in range(int(steps).bit_length() - 1):
+        t = t @ t
+    return (scores.reshape(scores.shape[0], -1) @ t).reshape(scores.shape)
