@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,6 @@ import torch
 from sklearn.metrics import average_precision_score
 from torch.utils.data import Dataset
 
-from s2d_core.cache import atomic_write_bytes
 from s2d_core.data import get_dataset
 from s2d_core.data.pretraining import SHAPE_CLASSES, render_pretraining_scene
 from s2d_core.eval.segmentation import SegmentationMeter
@@ -46,6 +44,8 @@ from s2d_core.pipeline import get_pipeline
 from s2d_core.pipeline.pretrained import pretrained_weights, with_init
 from s2d_core.train.loops import fit, predict_masks
 
+from .suites import write_record
+
 RECORDS = Path(__file__).resolve().parent / "records" / "pretraining"
 CANDIDATES = {"classifier": (2, 4, 8), "segmenter": (3, 6)}
 TOLERANCE = {"classifier": 0.005, "segmenter": 0.01}
@@ -53,11 +53,7 @@ N_FIT, N_HELD = 1600, 400
 
 
 def _write(name: str, record: dict) -> Path:
-    path = RECORDS / f"{name}.json"
-    record = {**record, "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
-              "threads": torch.get_num_threads()}
-    atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
-    return path
+    return write_record(RECORDS / f"{name}.json", record)
 
 
 def world_stats(n: int = 2000) -> dict:

@@ -81,3 +81,19 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise SuiteError(f"{path}: group_by names unknown parameter(s) {bad}; expected some of {sorted(parameters)}")
     return Suite(name=d.get("name", path.stem), notebook=nb, runs=runs, group_by=list(group_by),
                  description=d.get("description", ""), path=path)
+
+
+def write_record(path: Path, record: dict) -> Path:
+    """Write a measurement record (JSON) atomically, stamped with the date, the torch version and
+    the number of threads it ran on."""
+    import json
+    import time
+
+    import torch
+
+    from s2d_core.cache import atomic_write_bytes
+
+    record = {**record, "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
+              "threads": torch.get_num_threads()}
+    atomic_write_bytes(Path(path), (json.dumps(record, indent=1) + "\n").encode())
+    return Path(path)

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from s2d_core.cache import atomic_write_bytes
 from s2d_core.data.presets import get_video_preset
 from s2d_core.data.stats import video_statistics
 from s2d_core.data.video import SyntheticVideo
@@ -39,6 +38,7 @@ from s2d_core.train.loops import fit
 from s2d_core.train.video import ClipWindows, DenseSaliencyLoss, ScribbleSaliencyLoss, predict_saliency
 
 from .pretraining import choose_epochs
+from .suites import write_record
 
 RECORDS = Path(__file__).resolve().parent / "records" / "video"
 CANDIDATES = (4, 8, 12)
@@ -47,11 +47,7 @@ HELD_SHARE = 0.2  # the last 20 % of the training clips are held out (video_cpu:
 
 
 def _write(name: str, record: dict) -> Path:
-    path = RECORDS / f"{name}.json"
-    record = {**record, "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
-              "threads": torch.get_num_threads()}
-    atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
-    return path
+    return write_record(RECORDS / f"{name}.json", record)
 
 
 def world(preset: str = "video_cpu") -> dict:
