@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 from .. import cache
 from .config import VideoWorldConfig
 from .dataset import render_all
+from .presets import get_video_preset
 from .textures import colourise, hsv, polar_blob, texture
 
 __all__ = ["FOREGROUND", "BACKGROUND", "UNKNOWN", "LAYERS", "RECIPE_VERSION", "SyntheticVideo", "estimate_flow",
@@ -469,7 +470,6 @@ class SyntheticVideo(Dataset):
     def __init__(self, config: VideoWorldConfig | str = "video_cpu", split: str = "train", use_cache: bool = True,
                  progress: bool = True, workers: int | None = None) -> None:
         if isinstance(config, str):
-            from .presets import get_video_preset
             config = get_video_preset(config)
         if not isinstance(config, VideoWorldConfig):
             raise TypeError(f"config must be a VideoWorldConfig or a preset name, got {type(config).__name__}")

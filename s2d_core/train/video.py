@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 
 from ..data.video import BACKGROUND, FOREGROUND, flow_to_rgb
 from ..models.objective import Objective
+from ..progress import progress as progress_bar
 
 __all__ = ["ClipWindows", "DenseSaliencyLoss", "ScribbleSaliencyLoss", "flow_images", "predict_saliency"]
 
@@ -186,8 +187,6 @@ class DenseSaliencyLoss(Objective):
 def predict_saliency(model: torch.nn.Module, dataset: Dataset, device: str | torch.device = "cpu",
                      progress: bool = True) -> np.ndarray:
     """Saliency of every frame of every clip: (N, T, H, W) float32 in [0, 1]."""
-    from ..progress import progress as progress_bar
-
     model.eval().to(device)
     out = []
     for i in progress_bar(range(len(dataset)), desc="saliency", disable=not progress):
