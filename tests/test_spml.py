@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -174,3 +176,23 @@ def test_random_walk_spreads_scores_within_similar_cells_only():
     assert out.max() <= scores.max() + 1e-6              # each cell averages its neighbours' scores
     with pytest.raises(ValueError, match="power of two"):
         random_walk(emb, scores, steps=6)
+
+
+@pytest.mark.parametrize("kind, method", [("scribbles", "spml"), ("points", "partial_ce"), ("boxes", "box_fill"),
+                                          ("full", "full")])
+def test_spml_run_on_the_tiny_world(kind, method, tmp_path, monkeypatch):
+    from s2d_core.pipeline.spml import SPMLConfig, SPMLRun
+    from s2d_core.train import TrainConfig
+
+    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = SPMLConfig(dim=16, train=TrainConfig(epochs=1, batch_size=8), grid=2, readout_grid=2, k=5)
+    run = SPMLRun(kind=kind, method=method, preset="tiny", cfg=cfg, progress=False)
+    run.train()
+    pseudo = run.pseudo_labels()
+    assert pseudo.shape == (len(run.train_set), 64, 64) and pseudo.dtype == np.uint8
+    m = run.final()
+    assert 0 <= m["final_miou"] <= 1 and 0 <= m["label_miou"] <= 1
+    if method == "spml":
+        assert m["labelled_share"] == 1.0          # the retrieval labels every pixel
+    with pytest.raises(ValueError, match="takes"):
+        SPMLRun(kind="points", method="box_fill", preset="tiny", progress=False)

@@ -45,7 +45,7 @@ from .config import PipelineConfig
 from .pretrained import with_init
 
 __all__ = ["RECIPES", "dataset_id", "describe", "get_cams", "get_classifier", "get_segmenter", "get_tiny_sam",
-           "get_video_saliency", "masks_digest", "state_dict_sha256", "tiny_sam_key"]
+           "get_video_saliency", "masks_digest", "state_dict_sha256", "tiny_sam_key", "train_or_load"]
 
 RECIPES: dict[str, int] = {
     "synthetic-split": synthetic.RECIPE_VERSION,  # data/synthetic.py, textures.py, annotations.py
@@ -59,6 +59,7 @@ RECIPES: dict[str, int] = {
     "pretrained-backbone": pretrain.RECIPE_VERSION,    # train/pretrain.py + models (+ the world's version)
     "video-world": video.RECIPE_VERSION,               # data/video.py (clips, scribbles, true and estimated flow)
     "video-saliency": 1,   # models/video_saliency.py + train/video.py + train/loops.py (+ the objective's own version)
+    "spml-embedding": 1,   # models/embedding.py + train/spml.py + data/labels.py + train/loops.py
 }
 """Recipe version of every kind of cached artifact. Bump one when a change alters what it produces."""
 
@@ -95,9 +96,11 @@ def _check_labels(dataset: Dataset, objective: Objective) -> None:
     objective.check_batch(dataset[0])
 
 
-def _train_or_load(name: str, key: str, build: Callable[[], torch.nn.Module], data: Dataset, objective: Objective,
+def train_or_load(name: str, key: str, build: Callable[[], torch.nn.Module], data: Dataset, objective: Objective,
                    train_cfg: TrainConfig, seed: int, device: torch.device, progress: bool,
-                   use_cache: bool, flips: bool = True) -> tuple[torch.nn.Module, dict]:
+                   use_cache: bool, flips: bool = True, flip_keys: tuple[str, ...] = ("mask",)) -> tuple[torch.nn.Module, dict]:
+    """A network trained with :func:`~s2d_core.train.loops.fit` (a per-epoch checkpoint, so an
+    interrupted run resumes) or loaded from ``cache_dir()/models/<name>-<key>.pt``; in eval mode."""
     path = _model_path(name, key)
     _check_labels(data, objective)  # before the seed: reading an item must not move the generator
 
@@ -120,7 +123,7 @@ def _train_or_load(name: str, key: str, build: Callable[[], torch.nn.Module], da
     else:
         ckpt = path.with_suffix(".ckpt") if use_cache else None
         info = fit(model, data, objective, train_cfg, seed=seed, device=device, desc=name, progress=progress,
-                   checkpoint=ckpt, flips=flips)
+                   checkpoint=ckpt, flips=flips, flip_keys=flip_keys)
         info = {**info, "key": key, "seed": seed}
         if use_cache:
             _save(path, model, info)
@@ -164,7 +167,7 @@ def get_classifier(train_set: Dataset, model_cfg: ModelConfig | ViTConfig = Mode
     name = f"{'vit' if vit else 'classifier'}-{objective.name}"
     build = (lambda: ViTClassifier(_num_fg(train_set), model_cfg)) if vit else \
         (lambda: Classifier(_num_fg(train_set), model_cfg))
-    model, info = _train_or_load(name, key, build, train_set, objective, train_cfg, seed, device, progress, use_cache)
+    model, info = train_or_load(name, key, build, train_set, objective, train_cfg, seed, device, progress, use_cache)
     return model, {**info, "key": key}
 
 
@@ -199,7 +202,7 @@ def get_segmenter(train_set: Dataset, masks=None, model_cfg: ModelConfig = Model
                                         device=device, progress=progress, use_cache=use_cache)
     key = cache.artifact_key("segmenter", RECIPES["segmenter"], spec)
     name = desc or ("segmenter-fully-supervised" if masks is None else "segmenter")
-    model, info = _train_or_load(name, key, lambda: Segmenter(_num_fg(train_set) + 1, model_cfg), data, MaskLoss(),
+    model, info = train_or_load(name, key, lambda: Segmenter(_num_fg(train_set) + 1, model_cfg), data, MaskLoss(),
                                  train_cfg, seed, device, progress, use_cache)
     return model, {**info, "key": key}
 
@@ -222,7 +225,7 @@ def get_video_saliency(train_set: Dataset, model_cfg: VideoModelConfig = VideoMo
                                       else pretraining, device=device, progress=progress, use_cache=use_cache)
     model_cfg = dataclasses.replace(model_cfg, encoder=encoder)
     key = cache.artifact_key("video-saliency", RECIPES["video-saliency"], spec)
-    model, info = _train_or_load(f"video-{objective.name}-{model_cfg.motion}", key, lambda: SaliencyNet(model_cfg),
+    model, info = train_or_load(f"video-{objective.name}-{model_cfg.motion}", key, lambda: SaliencyNet(model_cfg),
                                  ClipWindows(train_set, window), objective, train_cfg, seed, device, progress, use_cache,
                                  flips=False)
     return model, {**info, "key": key}

@@ -1,0 +1,198 @@
+"""One learner for every label: SPML and its baselines on the synthetic world, stage by stage.
+
+    run = SPMLRun(kind="scribbles", method="spml", preset="cpu", seed=0)
+    run.train()          # SPML: the embedding network (cached); baselines: nothing to do here
+    run.pseudo_labels()  # SPML: segment retrieval on the training images (memory: their labelled segments)
+    run.final()          # the segmentation network on the labels (the same for every method), val mIoU
+
+Methods: ``spml``; ``partial_ce`` (the segmentation network on the labelled pixels only: points,
+scribbles); ``box_fill`` (the filled boxes as labels); ``full`` (dense masks: the upper bound). Every
+method ends with the same segmentation network, initialisation and schedule
+(:func:`~s2d_core.pipeline.artifacts.get_segmenter`), so the final mIoU compares labels, not networks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .. import cache
+from ..configbase import Config, at_least
+from ..data import get_dataset
+from ..data.labels import UNLABELLED, box_labels, full_labels, point_labels, scribble_labels, superpixels
+from ..devices import resolve_device
+from ..eval.segmentation import SegmentationMeter
+from ..models.config import ModelConfig
+from ..models.embedding import EmbeddingNet
+from ..train.config import TrainConfig
+from ..train.loops import predict_masks
+from ..train.spml import RELEASED, SPMLObjective, build_memory, cell_labels, segment_retrieval
+from .artifacts import RECIPES, dataset_id, get_segmenter, train_or_load
+from .config import PipelineConfig
+from .presets import get_pipeline
+from .pretrained import with_init
+
+__all__ = ["SPML_METHODS", "SPMLConfig", "SPMLRun", "WeakLabels", "get_spml_embedding"]
+
+SPML_KINDS = ("points", "scribbles", "boxes", "full")
+SPML_METHODS = {"spml": SPML_KINDS, "partial_ce": ("points", "scribbles"), "box_fill": ("boxes",), "full": ("full",)}
+"""Each method and the label kinds it takes."""
+
+
+@dataclass(frozen=True)
+class SPMLConfig(Config):
+    """SPML's settings at our scale (64 px, stride-4 embeddings of 16 x 16 cells)."""
+
+    embedding: ModelConfig = field(default_factory=lambda: ModelConfig(init="synthetic"))
+    dim: int = 64
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=12, batch_size=16, lr=2e-3))
+    grid: int = 3
+    """k-means grid in training (SPML: 6 x 6 on ~64 x 64 maps; ours are 16 x 16)."""
+    readout_grid: int = 4
+    """k-means grid of the retrieval read-out (SPML: 12 x 12)."""
+    iterations: int = 10
+    memory: int = 2
+    k: int = 20
+    """Nearest memory segments that vote in the read-out."""
+    superpixels: int = 40
+    """SLIC superpixels per 64-px image (the low-level regions)."""
+    background_points: int = 1
+    """Background clicks per image added to the points (:func:`~s2d_core.data.labels.point_labels`)."""
+
+    rules = {"dim": at_least(4), "grid": at_least(1), "readout_grid": at_least(1), "iterations": at_least(1),
+             "memory": at_least(0), "k": at_least(1), "superpixels": at_least(2), "background_points": at_least(0)}
+
+
+def _labels(item: dict, kind: str, cfg: SPMLConfig, seed: int) -> np.ndarray:
+    if kind == "points":
+        return point_labels(item, cfg.background_points, seed=seed)
+    if kind == "scribbles":
+        return scribble_labels(item)
+    if kind == "boxes":
+        return box_labels(item)
+    if kind == "full":
+        return full_labels(item)
+    raise ValueError(f"unknown label kind {kind!r}: expected one of {SPML_KINDS}")
+
+
+class WeakLabels(Dataset):
+    """A synthetic split with one kind of label as a dense map (``mask``, the convention of
+    :mod:`s2d_core.data.labels`), its superpixels (``regions``) and ``tags``; maps are computed once."""
+
+    fixed_size = True
+
+    def __init__(self, base: Dataset, kind: str, cfg: SPMLConfig = SPMLConfig(), seed: int = 0) -> None:
+        self.base, self.kind, self.cfg, self.seed = base, kind, cfg, seed
+        self.num_classes = base.num_classes
+        self.labels = np.stack([_labels(base[i], kind, cfg, seed) for i in range(len(base))])
+        self.regions = np.stack([superpixels(base[i]["image"].numpy().transpose(1, 2, 0), cfg.superpixels)
+                                 for i in range(len(base))])
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def identity(self) -> dict:
+        return {**dataset_id(self.base), "labels": self.kind, "label_seed": self.seed,
+                "background_points": self.cfg.background_points, "superpixels": self.cfg.superpixels}
+
+    def __getitem__(self, i: int) -> dict:
+        it = self.base[i]
+        return {"image": it["image"], "mask": torch.from_numpy(self.labels[i]),
+                "regions": torch.from_numpy(self.regions[i]), "tags": it["tags"], "index": i}
+
+
+def get_spml_embedding(data: WeakLabels, cfg: SPMLConfig, pipeline: PipelineConfig, seed: int = 0,
+                       device: str | torch.device = "cpu", progress: bool = True,
+                       use_cache: bool = True) -> tuple[EmbeddingNet, dict]:
+    """The SPML embedding network trained on ``data``'s labels with the released weights and
+    concentrations of its label kind (:data:`~s2d_core.train.spml.RELEASED`), cached."""
+    device = resolve_device(device)
+    settings = RELEASED["boxes" if data.kind == "full" else data.kind]
+    objective = SPMLObjective(data.num_classes, **settings, grid=cfg.grid, iterations=cfg.iterations, memory=cfg.memory)
+    train_cfg = cfg.train.for_init(cfg.embedding.init)
+    spec = {"data": data.identity(), "config": cfg.to_dict(), "seed": int(seed), "objective": objective.identity()}
+    model_cfg, spec["init"] = with_init(cfg.embedding, pipeline.pretraining, device=device, progress=progress,
+                                        use_cache=use_cache)
+    key = cache.artifact_key("spml-embedding", RECIPES["spml-embedding"], spec)
+    return train_or_load(f"spml-{data.kind}", key, lambda: EmbeddingNet(model_cfg, cfg.dim), data, objective,
+                          train_cfg, int(seed), device, progress, use_cache, flip_keys=("mask", "regions"))
+
+
+class SPMLRun:
+    """One run (module docstring). Attributes: ``labels`` (N, H, W), ``pseudo`` (N, H, W) uint8 with 255
+    ignored, ``metrics``, ``seconds``."""
+
+    def __init__(self, kind: str = "scribbles", method: str = "spml", preset: str = "cpu", seed: int = 0,
+                 device: str = "cpu", cfg: SPMLConfig = SPMLConfig(), progress: bool = True) -> None:
+        if method not in SPML_METHODS:
+            raise ValueError(f"unknown method {method!r}: expected one of {sorted(SPML_METHODS)}")
+        if kind not in SPML_METHODS[method]:
+            raise ValueError(f"method {method!r} takes {SPML_METHODS[method]} labels, not {kind!r}")
+        self.kind, self.method, self.seed, self.cfg, self.progress = kind, method, int(seed), cfg, progress
+        self.pipeline = get_pipeline(preset)
+        self.device = resolve_device(device)
+        self.train_set = get_dataset("synthetic", "train", preset, progress=progress)
+        self.val_set = get_dataset("synthetic", "val", preset, progress=progress)
+        self.data = WeakLabels(self.train_set, kind, cfg, self.seed)
+        self.model = None
+        self.pseudo: np.ndarray | None = None
+        self.metrics: dict[str, Any] = {}
+        self.seconds: dict[str, float] = {}
+
+    def train(self) -> dict:
+        if self.method != "spml":
+            return {}
+        self.model, info = get_spml_embedding(self.data, self.cfg, self.pipeline, self.seed, self.device, self.progress)
+        self.seconds["embedding"] = info["seconds"]
+        return info
+
+    @torch.no_grad()
+    def pseudo_labels(self) -> np.ndarray:
+        """The labels the final network trains on: SPML's retrieval read-out, or the labels themselves."""
+        t0 = time.perf_counter()
+        labels = self.data.labels
+        if self.method == "spml":
+            if self.model is None:
+                self.train()
+            self.model.eval()
+            embs = torch.cat([self.model(torch.stack([self.data[j]["image"] for j in range(i, min(i + 64, len(self.data)))]))
+                              for i in range(0, len(self.data), 64)])
+            h, w = embs.shape[-2:]
+            cells = cell_labels(torch.from_numpy(labels), (h, w), self.data.num_classes)
+            memory, mem_labels = build_memory(embs, cells, self.data.num_classes, self.cfg.readout_grid, self.cfg.iterations)
+            out = []
+            for e, item in zip(embs, (self.data[i] for i in range(len(self.data)))):
+                lab = segment_retrieval(e, memory, mem_labels, self.data.num_classes, self.cfg.k, self.cfg.readout_grid,
+                                        self.cfg.iterations)
+                up = torch.nn.functional.interpolate(lab[None, None].float(), size=item["image"].shape[-2:], mode="nearest")
+                out.append(up[0, 0].long().numpy())
+            pseudo = np.stack(out)
+        else:
+            pseudo = labels
+        self.pseudo = np.where(pseudo >= UNLABELLED, 255, pseudo).astype(np.uint8)
+        meter = SegmentationMeter(self.train_set.num_classes)
+        for i, m in enumerate(self.pseudo):
+            meter.update(m.astype(np.int64), self.train_set[i]["mask"], pred_ignore=255)
+        self.metrics.update(label_miou=meter.compute()["miou"], labelled_share=float((self.pseudo != 255).mean()))
+        self.seconds["pseudo_labels"] = time.perf_counter() - t0
+        return self.pseudo
+
+    def final(self) -> dict:
+        """The segmentation network on the labels, its val mIoU, and the fully supervised bound's."""
+        if self.pseudo is None:
+            self.pseudo_labels()
+        p = self.pipeline
+        masks = None if self.method == "full" else self.pseudo
+        seg, info = get_segmenter(self.train_set, masks, p.segmenter, p.segmenter_train, seed=self.seed,
+                                  device=self.device, progress=self.progress, pretraining=p.pretraining)
+        self.seconds["segmenter"] = info["seconds"]
+        meter = SegmentationMeter(self.val_set.num_classes)
+        for pred, i in zip(predict_masks(seg, self.val_set, device=self.device, progress=False), range(len(self.val_set))):
+            meter.update(pred.astype(np.int64), self.val_set[i]["mask"])
+        self.metrics["final_miou"] = meter.compute()["miou"]
+        return self.metrics
