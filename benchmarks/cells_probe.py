@@ -51,8 +51,8 @@ class _Fixed(Subset):
 
 
 def cells_per_object(dataset, scale: float) -> float:
-    """Mean number of ``STRIDE x STRIDE`` feature cells an object (a class region of an image)
-    covers when the image is enlarged ``scale`` times."""
+    """Mean number of ``STRIDE x STRIDE`` feature cells a class region of an image covers (two
+    touching objects of one class count as one region) when the image is enlarged ``scale`` times."""
     areas = []
     for i in range(len(dataset)):
         mask = dataset[i]["mask"].numpy()
@@ -101,7 +101,8 @@ def probe_markdown(record: dict) -> str:
                           *(f"{v[m] - v['cam']:+.1f}" if m in v and "cam" in v else "" for m in METHODS[1:])])
         if len(table) == 1:
             continue
-        lines.append(f"**{regime}** (seed mIoU %, first {record['n_images']} training images, seed {record['seed']}):\n\n"
+        lines.append(f"**{regime}** (seed mIoU %, first {record['n_images']} training images, seed {record['seed']}; "
+                     "one scale and no flip, so the x1 row is not the suites' multi-scale read-out):\n\n"
                      + to_markdown(pd.DataFrame(table[1:], columns=table[0])))
     return "\n\n".join(lines)
 
