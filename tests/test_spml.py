@@ -178,8 +178,8 @@ def test_random_walk_spreads_scores_within_similar_cells_only():
         random_walk(emb, scores, steps=6)
 
 
-@pytest.mark.parametrize("kind, method", [("scribbles", "spml"), ("points", "partial_ce"), ("boxes", "box_fill"),
-                                          ("full", "full")])
+@pytest.mark.parametrize("kind, method", [("scribbles", "spml"), ("tags", "spml"), ("points", "partial_ce"),
+                                          ("boxes", "box_fill"), ("full", "full")])
 def test_spml_run_on_the_tiny_world(kind, method, tmp_path, monkeypatch):
     from s2d_core.pipeline.spml import SPMLConfig, SPMLRun
     from s2d_core.train import TrainConfig

@@ -32,14 +32,16 @@ from ..models.embedding import EmbeddingNet
 from ..train.config import TrainConfig
 from ..train.loops import predict_masks
 from ..train.spml import RELEASED, SPMLObjective, build_memory, cell_labels, segment_retrieval
-from .artifacts import RECIPES, dataset_id, get_segmenter, train_or_load
+from ..pseudo.masks import pseudo_mask
+from .artifacts import RECIPES, dataset_id, get_cams, get_segmenter, train_or_load
 from .config import PipelineConfig
 from .presets import get_pipeline
 from .pretrained import with_init
+from .run import PipelineRun
 
-__all__ = ["SPML_METHODS", "SPMLConfig", "SPMLRun", "WeakLabels", "get_spml_embedding"]
+__all__ = ["SPML_KINDS", "SPML_METHODS", "SPMLConfig", "SPMLRun", "WeakLabels", "get_spml_embedding", "tag_labels"]
 
-SPML_KINDS = ("points", "scribbles", "boxes", "full")
+SPML_KINDS = ("tags", "points", "scribbles", "boxes", "full")
 SPML_METHODS = {"spml": SPML_KINDS, "partial_ce": ("points", "scribbles"), "box_fill": ("boxes",), "full": ("full",)}
 """Each method and the label kinds it takes."""
 
@@ -69,6 +71,8 @@ class SPMLConfig(Config):
 
 
 def _labels(item: dict, kind: str, cfg: SPMLConfig, seed: int) -> np.ndarray:
+    if kind == "tags":
+        raise ValueError("tag labels come from a CAM: build them with tag_labels() and pass them to WeakLabels")
     if kind == "points":
         return point_labels(item, cfg.background_points, seed=seed)
     if kind == "scribbles":
@@ -86,10 +90,15 @@ class WeakLabels(Dataset):
 
     fixed_size = True
 
-    def __init__(self, base: Dataset, kind: str, cfg: SPMLConfig = SPMLConfig(), seed: int = 0) -> None:
+    def __init__(self, base: Dataset, kind: str, cfg: SPMLConfig = SPMLConfig(), seed: int = 0,
+                 labels: np.ndarray | None = None, labels_identity: dict | None = None) -> None:
         self.base, self.kind, self.cfg, self.seed = base, kind, cfg, seed
         self.num_classes = base.num_classes
-        self.labels = np.stack([_labels(base[i], kind, cfg, seed) for i in range(len(base))])
+        if labels is not None and labels_identity is None:
+            raise ValueError("labels given without labels_identity (what made them, for the cache key)")
+        self.labels_identity = labels_identity
+        self.labels = np.asarray(labels) if labels is not None else \
+            np.stack([_labels(base[i], kind, cfg, seed) for i in range(len(base))])
         self.regions = np.stack([superpixels(base[i]["image"].numpy().transpose(1, 2, 0), cfg.superpixels)
                                  for i in range(len(base))])
 
@@ -98,7 +107,8 @@ class WeakLabels(Dataset):
 
     def identity(self) -> dict:
         return {**dataset_id(self.base), "labels": self.kind, "label_seed": self.seed,
-                "background_points": self.cfg.background_points, "superpixels": self.cfg.superpixels}
+                "background_points": self.cfg.background_points, "superpixels": self.cfg.superpixels,
+                "made_by": self.labels_identity}
 
     def __getitem__(self, i: int) -> dict:
         it = self.base[i]
@@ -112,7 +122,7 @@ def get_spml_embedding(data: WeakLabels, cfg: SPMLConfig, pipeline: PipelineConf
     """The SPML embedding network trained on ``data``'s labels with the released weights and
     concentrations of its label kind (:data:`~s2d_core.train.spml.RELEASED`), cached."""
     device = resolve_device(device)
-    settings = RELEASED["boxes" if data.kind == "full" else data.kind]
+    settings = RELEASED["boxes" if data.kind == "full" else data.kind]  # full masks: the box/tag settings
     objective = SPMLObjective(data.num_classes, **settings, grid=cfg.grid, iterations=cfg.iterations, memory=cfg.memory)
     train_cfg = cfg.train.for_init(cfg.embedding.init)
     spec = {"data": data.identity(), "config": cfg.to_dict(), "seed": int(seed), "objective": objective.identity()}
@@ -121,6 +131,24 @@ def get_spml_embedding(data: WeakLabels, cfg: SPMLConfig, pipeline: PipelineConf
     key = cache.artifact_key("spml-embedding", RECIPES["spml-embedding"], spec)
     return train_or_load(f"spml-{data.kind}", key, lambda: EmbeddingNet(model_cfg, cfg.dim), data, objective,
                           train_cfg, int(seed), device, progress, use_cache, flip_keys=("mask", "regions"))
+
+
+def tag_labels(preset: str, seed: int = 0, device: str | torch.device = "cpu",
+               progress: bool = True) -> tuple[np.ndarray, dict]:
+    """Labels from image tags, as SPML takes them: the CAM of the preset's tag classifier with a
+    confidence band around its best background threshold ``t`` -- foreground where a tagged class's
+    CAM exceeds ``(1 + t) / 2``, background where every tagged CAM stays below ``t / 2``, unlabelled
+    in between (SPML leaves CAM pixels of probability below 0.2 unlabelled; the band is our
+    equivalent for a thresholded CAM). Returns ``(labels (N, H, W), identity)``."""
+    run = PipelineRun(method="cam", preset=preset, seed=seed, device=str(device), final=False, progress=progress)
+    run.seeds()
+    t = float(run.threshold)
+    cams = get_cams(run.method, run.train_set, device=run.device, progress=progress)
+    bands = (t / 2, (1 + t) / 2)
+    labels = np.stack([pseudo_mask(cams[i], run.train_set[i]["tags"].numpy(), t, bands)
+                       for i in range(len(run.train_set))]).astype(np.int64)
+    labels[labels == 255] = UNLABELLED
+    return labels, {"cam": run.method.cache_key, "threshold": t, "bands": list(bands)}
 
 
 class SPMLRun:
@@ -138,7 +166,11 @@ class SPMLRun:
         self.device = resolve_device(device)
         self.train_set = get_dataset("synthetic", "train", preset, progress=progress)
         self.val_set = get_dataset("synthetic", "val", preset, progress=progress)
-        self.data = WeakLabels(self.train_set, kind, cfg, self.seed)
+        if kind == "tags":
+            labels, made_by = tag_labels(preset, self.seed, self.device, progress)
+            self.data = WeakLabels(self.train_set, kind, cfg, self.seed, labels, made_by)
+        else:
+            self.data = WeakLabels(self.train_set, kind, cfg, self.seed)
         self.model = None
         self.pseudo: np.ndarray | None = None
         self.metrics: dict[str, Any] = {}
