@@ -86,6 +86,7 @@ def _compute() -> dict:
 
     out["video-world"] = video_world_entry()
     out["video-saliency"] = video_saliency_entry()
+    out["spml-embedding"] = spml_embedding_entry()
 
     # the pretraining world and the backbones pre-trained on it (the tiny preset's small recipe)
     pw = pretraining.pretraining_world(cfg.pretraining.world, "train", use_cache=False, progress=False)
@@ -211,6 +212,25 @@ def video_saliency_entry() -> dict:
     return {"versions": {"video-saliency": RECIPES["video-saliency"], f"objective:{loss.name}": loss.version,
                          "video-world": RECIPES["video-world"]},
             "fingerprint": _fp(logits.mean((1, 2, 3))) + _fp(logits[:, 0, ::16, ::16]), "sha256": state_dict_sha256(net)}
+
+
+def spml_embedding_entry() -> dict:
+    """SPML's embedding network trained from scribbles on the tiny world (one epoch, from scratch)."""
+    from s2d_core.data import get_dataset
+    from s2d_core.models.config import ModelConfig
+    from s2d_core.pipeline import RECIPES, get_pipeline, state_dict_sha256
+    from s2d_core.pipeline.spml import SPMLConfig, WeakLabels, get_spml_embedding
+    from s2d_core.train import TrainConfig
+
+    train = get_dataset("synthetic", "train", "tiny", progress=False)
+    cfg = SPMLConfig(embedding=ModelConfig(init="scratch"), dim=16, train=TrainConfig(epochs=1, batch_size=8), grid=2)
+    data = WeakLabels(train, "scribbles", cfg)
+    net, _ = get_spml_embedding(data, cfg, get_pipeline("tiny"), seed=0, progress=False)
+    with torch.no_grad():
+        emb = net(torch.stack([train[i]["image"] for i in range(2)]))
+    return {"versions": {"spml-embedding": RECIPES["spml-embedding"], "objective:spml": 1,
+                         "synthetic-split": RECIPES["synthetic-split"]},
+            "fingerprint": _fp(emb.mean((2, 3))[:, :4]) + _fp(emb[:, 0, ::4, ::4]), "sha256": state_dict_sha256(net)}
 
 
 def main(argv: list[str] | None = None) -> int:

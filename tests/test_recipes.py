@@ -49,7 +49,7 @@ def test_the_comparison_fails_on_changed_output_without_a_version_bump():
 
 @pytest.mark.parametrize("kind", ["classifier", "vit-classifier", "segmenter", "cams", "tiny-sam", "synthetic-split",
                                   "object-world", "pretraining-world", "pretrained-backbone", "video-world",
-                                  "video-saliency"])
+                                  "video-saliency", "spml-embedding"])
 def test_every_cached_kind_has_a_recipe_version(kind):
     from s2d_core.pipeline import RECIPES
 
