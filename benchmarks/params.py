@@ -20,11 +20,12 @@ from typing import Callable
 from s2d_core.cam.base import METHODS
 from s2d_core.pipeline import PARAMETERS, run_config, validate_params
 from s2d_core.pipeline.run import INIT_BEFORE, LATER_PARAMETERS, resolved_init
+from s2d_core.pipeline.spml import SPML_PARAMETERS, spml_config, validate_spml_params
 from s2d_core.pipeline.video import VIDEO_PARAMETERS, validate_video_params, video_run_config
 from s2d_core.pseudo.enhancers import ENHANCERS
 
 __all__ = ["KINDS", "PARAMETERS", "RunKind", "canonical_method", "kind_of", "record_enhancer", "record_names",
-           "run_config", "run_id", "validate_params", "video_run_id"]
+           "run_config", "run_id", "spml_run_id", "validate_params", "video_run_id"]
 
 
 def canonical_method(name: str) -> str:
@@ -100,6 +101,17 @@ def video_run_id(params: dict) -> str:
     return "-".join([p["preset"], p["method"], init, f"seed{p['seed']}"]) + "-" + digest
 
 
+def spml_run_id(params: dict) -> str:
+    """The record name of an SPML run: ``<preset>-<method>-<kind>-seed<seed>-<hash>`` (the hash covers
+    the parameters, SPML's configuration and its recipe version)."""
+    from s2d_core.pipeline import RECIPES
+
+    p = {**SPML_PARAMETERS, **params}
+    hashed = {**p, "config": spml_config(p["preset"]).to_dict(), "recipe": RECIPES["spml-embedding"]}
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return "-".join([p["preset"], p["method"], p["kind"], f"seed{p['seed']}"]) + "-" + digest
+
+
 @dataclass(frozen=True)
 class RunKind:
     """What a suite's notebook runs: its parameters (with defaults), their check, and a run's id."""
@@ -113,6 +125,7 @@ class RunKind:
 KINDS: dict[str, RunKind] = {
     "cam_pipeline": RunKind(PARAMETERS, validate_params, run_id),
     "video_saliency": RunKind(VIDEO_PARAMETERS, validate_video_params, video_run_id),
+    "spml": RunKind(SPML_PARAMETERS, validate_spml_params, spml_run_id),
 }
 
 

@@ -207,6 +207,10 @@ def write_tables(suite: Suite, records: Path | None = None, out: Path | None = N
         from .video_reports import write_video_tables
 
         return write_video_tables(suite, records, out)
+    if suite.notebook.stem == "spml":
+        from .spml_reports import write_spml_tables
+
+        return write_spml_tables(suite, records, out)
     import matplotlib
 
     matplotlib.use("Agg")

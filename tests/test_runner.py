@@ -23,7 +23,8 @@ def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))  # the kernels inherit it
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "cpu-scratch", "gpu", "voc", "c6", "c6-scratch", "video_smoke"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "cpu-scratch", "gpu", "voc", "c6", "c6-scratch", "control", "video_smoke",
+                                  "spml_smoke"])
 def test_shipped_suites_load(name):
     s = load_suite(name)
     assert s.runs and s.notebook.is_file()

@@ -39,7 +39,8 @@ from .presets import get_pipeline
 from .pretrained import with_init
 from .run import PipelineRun
 
-__all__ = ["SPML_KINDS", "SPML_METHODS", "SPMLConfig", "SPMLRun", "WeakLabels", "get_spml_embedding", "tag_labels"]
+__all__ = ["SPML_KINDS", "SPML_METHODS", "SPML_PARAMETERS", "SPMLConfig", "SPMLRun", "WeakLabels", "get_spml_embedding",
+           "spml_config", "tag_labels", "validate_spml_params"]
 
 SPML_KINDS = ("tags", "points", "scribbles", "boxes", "full")
 SPML_METHODS = {"spml": SPML_KINDS, "partial_ce": ("points", "scribbles"), "box_fill": ("boxes",), "full": ("full",)}
@@ -68,6 +69,18 @@ class SPMLConfig(Config):
 
     rules = {"dim": at_least(4), "grid": at_least(1), "readout_grid": at_least(1), "iterations": at_least(1),
              "memory": at_least(0), "k": at_least(1), "superpixels": at_least(2), "background_points": at_least(0)}
+
+
+#: SPML's settings per pipeline preset (``tiny``: a few seconds for the tests).
+SPML_CONFIGS: dict[str, SPMLConfig] = {
+    "cpu": SPMLConfig(),
+    "tiny": SPMLConfig(dim=16, train=TrainConfig(epochs=1, batch_size=8), grid=2, readout_grid=2, k=5),
+}
+
+
+def spml_config(preset: str) -> SPMLConfig:
+    """The :class:`SPMLConfig` of a pipeline preset (the ``cpu`` one for presets without their own)."""
+    return SPML_CONFIGS.get(preset, SPML_CONFIGS["cpu"])
 
 
 def _labels(item: dict, kind: str, cfg: SPMLConfig, seed: int) -> np.ndarray:
@@ -151,16 +164,35 @@ def tag_labels(preset: str, seed: int = 0, device: str | torch.device = "cpu",
     return labels, {"cam": run.method.cache_key, "threshold": t, "bands": list(bands)}
 
 
+SPML_PARAMETERS: dict[str, Any] = {"preset": "cpu", "kind": "scribbles", "method": "spml", "seed": 0, "device": "cpu"}
+"""Parameters of an SPML benchmark run, with their defaults."""
+
+
+def validate_spml_params(params: dict) -> None:
+    """Raise ``ValueError`` naming the parameter that cannot run."""
+    unknown = set(params) - set(SPML_PARAMETERS)
+    if unknown:
+        raise ValueError(f"unknown SPML parameter(s) {sorted(unknown)}; expected some of {sorted(SPML_PARAMETERS)}")
+    p = {**SPML_PARAMETERS, **params}
+    if p["method"] not in SPML_METHODS:
+        raise ValueError(f"unknown method {p['method']!r}: expected one of {sorted(SPML_METHODS)}")
+    if p["kind"] not in SPML_METHODS[p["method"]]:
+        raise ValueError(f"method {p['method']!r} takes {SPML_METHODS[p['method']]} labels, not {p['kind']!r}")
+    get_pipeline(p["preset"])  # "unknown preset ..."
+    if isinstance(p["seed"], bool) or not isinstance(p["seed"], int) or p["seed"] < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {p['seed']!r}")
+    resolve_device(p["device"])
+
+
 class SPMLRun:
     """One run (module docstring). Attributes: ``labels`` (N, H, W), ``pseudo`` (N, H, W) uint8 with 255
     ignored, ``metrics``, ``seconds``."""
 
     def __init__(self, kind: str = "scribbles", method: str = "spml", preset: str = "cpu", seed: int = 0,
-                 device: str = "cpu", cfg: SPMLConfig = SPMLConfig(), progress: bool = True) -> None:
-        if method not in SPML_METHODS:
-            raise ValueError(f"unknown method {method!r}: expected one of {sorted(SPML_METHODS)}")
-        if kind not in SPML_METHODS[method]:
-            raise ValueError(f"method {method!r} takes {SPML_METHODS[method]} labels, not {kind!r}")
+                 device: str = "cpu", cfg: SPMLConfig | None = None, progress: bool = True) -> None:
+        validate_spml_params({"kind": kind, "method": method, "preset": preset, "seed": seed, "device": device})
+        self.params = {"preset": preset, "kind": kind, "method": method, "seed": int(seed), "device": device}
+        cfg = spml_config(preset) if cfg is None else cfg
         self.kind, self.method, self.seed, self.cfg, self.progress = kind, method, int(seed), cfg, progress
         self.pipeline = get_pipeline(preset)
         self.device = resolve_device(device)
@@ -228,3 +260,17 @@ class SPMLRun:
             meter.update(pred.astype(np.int64), self.val_set[i]["mask"])
         self.metrics["final_miou"] = meter.compute()["miou"]
         return self.metrics
+
+    def run(self) -> dict:
+        self.train()
+        self.pseudo_labels()
+        self.final()
+        return self.record()
+
+    def record(self, run_id: str | None = None, suite: str | None = None) -> dict:
+        """Everything measured, JSON-able."""
+        return {"run_id": run_id, "suite": suite, "params": dict(self.params), "config": self.cfg.to_dict(),
+                "data": self.data.identity(), "metrics": dict(self.metrics), "seconds": dict(self.seconds),
+                "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                                "device": str(self.device)},
+                "date": time.strftime("%Y-%m-%d %H:%M")}
