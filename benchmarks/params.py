@@ -103,11 +103,21 @@ def video_run_id(params: dict) -> str:
 
 def spml_run_id(params: dict) -> str:
     """The record name of an SPML run: ``<preset>-<method>-<kind>-seed<seed>-<hash>`` (the hash covers
-    the parameters, SPML's configuration and its recipe version)."""
+    the parameters, SPML's and the pipeline preset's configurations, the read-out's version and the
+    recipes of the networks and data involved)."""
     from s2d_core.pipeline import RECIPES
 
+    from s2d_core.pipeline import get_pipeline
+    from s2d_core.pipeline.spml import READOUT_VERSION
+
     p = {**SPML_PARAMETERS, **params}
-    hashed = {**p, "config": spml_config(p["preset"]).to_dict(), "recipe": RECIPES["spml-embedding"]}
+    try:
+        pipeline = get_pipeline(p["preset"]).to_dict()
+    except ValueError:  # a parameter set that cannot run (it fails with its reason when it is run)
+        pipeline = None
+    hashed = {**p, "config": spml_config(p["preset"]).to_dict(), "pipeline": pipeline, "readout": READOUT_VERSION,
+              "recipes": {k: RECIPES[k] for k in ("spml-embedding", "segmenter", "synthetic-split", "classifier",
+                                                  "cams")}}
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return "-".join([p["preset"], p["method"], p["kind"], f"seed{p['seed']}"]) + "-" + digest
 

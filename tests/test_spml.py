@@ -178,8 +178,8 @@ def test_random_walk_spreads_scores_within_similar_cells_only():
         random_walk(emb, scores, steps=6)
 
 
-@pytest.mark.parametrize("kind, method", [("scribbles", "spml"), ("tags", "spml"), ("points", "partial_ce"),
-                                          ("boxes", "box_fill"), ("full", "full")])
+@pytest.mark.parametrize("kind, method", [("scribbles", "spml"), ("tags", "spml"), ("boxes", "spml"),
+                                          ("points", "partial_ce"), ("boxes", "box_fill"), ("full", "full")])
 def test_spml_run_on_the_tiny_world(kind, method, tmp_path, monkeypatch):
     from s2d_core.pipeline.spml import SPMLConfig, SPMLRun
     from s2d_core.train import TrainConfig
@@ -196,3 +196,25 @@ def test_spml_run_on_the_tiny_world(kind, method, tmp_path, monkeypatch):
         assert m["labelled_share"] == 1.0          # the retrieval labels every pixel
     with pytest.raises(ValueError, match="takes"):
         SPMLRun(kind="points", method="box_fill", preset="tiny", progress=False)
+
+
+def test_spml_memory_survives_a_checkpoint():
+    obj_a = SPMLLoss(2, **RELEASED["points"], grid=2)
+    emb = torch.randn(1, 4, 4, 4)
+    lab = torch.zeros(1, 4, 4, dtype=torch.long)
+    obj_a(emb, lab, torch.zeros(1, 4, 4, dtype=torch.long), torch.tensor([[1.0, 0.0]]))
+    obj_b = SPMLLoss(2, **RELEASED["points"], grid=2)
+    obj_b.load_state_dict(obj_a.state_dict())
+    assert len(obj_b.memory) == 1
+    torch.testing.assert_close(obj_b.memory[0]["prototype"], obj_a.memory[0]["prototype"])
+
+
+def test_retrieval_vote_is_restricted_to_allowed_classes():
+    from s2d_core.train.spml import segment_retrieval
+
+    emb = torch.ones(2, 4, 4)
+    memory = F.normalize(torch.ones(3, 2), dim=1)
+    labels = torch.tensor([2, 2, 1])
+    assert (segment_retrieval(emb, memory, labels, 3, k=3, grid=1) == 2).all()
+    allowed = torch.tensor([True, True, False])
+    assert (segment_retrieval(emb, memory, labels, 3, k=3, grid=1, allowed=allowed) == 1).all()

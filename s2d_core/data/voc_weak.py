@@ -93,7 +93,7 @@ def voc_points(object_png: str | Path, class_png: str | Path) -> np.ndarray:
     rows = []
     for k in sorted(set(np.unique(inst).tolist()) - {0, 255}):
         m = inst == k
-        d = ndimage.distance_transform_edt(m)
+        d = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]  # the image border is outside the object
         y, x = np.unravel_index(np.argmax(d), d.shape)
         rows.append((y, x, int(cls[y, x])))
     return np.array(rows, np.int64).reshape(-1, 3)

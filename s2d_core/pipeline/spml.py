@@ -5,6 +5,16 @@
     run.pseudo_labels()  # SPML: segment retrieval on the training images (memory: their labelled segments)
     run.final()          # the segmentation network on the labels (the same for every method), val mIoU
 
+SPML's pseudo labels are its **segment-retrieval read-out** on the training images: the embedding is
+brought to the image size, clustered (a ``readout_grid`` start), and each segment takes the majority
+class of its ``k`` nearest labelled segments of all training images (the memory), among background
+and the image's tags. The released code propagates the labels by a random walk on the embedding
+affinity and a dense CRF instead (:func:`~s2d_core.train.spml.random_walk` implements the walk); the
+retrieval is our choice for this first version, one step fewer to tune. From tags, the labels are
+the tag classifier's CAM with a band around its best threshold, chosen on the training images' ground
+truth as the book's CAM baselines are (:func:`tag_labels`); from boxes, the box class's CAM inside
+each box (:func:`box_cam_labels`).
+
 Methods: ``spml``; ``partial_ce`` (the segmentation network on the labelled pixels only: points,
 scribbles); ``box_fill`` (the filled boxes as labels); ``full`` (dense masks: the upper bound). Every
 method ends with the same segmentation network, initialisation and schedule
@@ -19,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .. import cache
@@ -31,7 +42,7 @@ from ..models.config import ModelConfig
 from ..models.embedding import EmbeddingNet
 from ..train.config import TrainConfig
 from ..train.loops import predict_masks
-from ..train.spml import RELEASED, SPMLObjective, build_memory, cell_labels, segment_retrieval
+from ..train.spml import RELEASED, SPMLObjective, build_memory, segment_retrieval
 from ..pseudo.masks import pseudo_mask
 from .artifacts import RECIPES, dataset_id, get_cams, get_segmenter, train_or_load
 from .config import PipelineConfig
@@ -40,7 +51,7 @@ from .pretrained import with_init
 from .run import PipelineRun
 
 __all__ = ["SPML_KINDS", "SPML_METHODS", "SPML_PARAMETERS", "SPMLConfig", "SPMLRun", "WeakLabels", "get_spml_embedding",
-           "spml_config", "tag_labels", "validate_spml_params"]
+           "box_cam_labels", "spml_config", "tag_labels", "validate_spml_params"]
 
 SPML_KINDS = ("tags", "points", "scribbles", "boxes", "full")
 SPML_METHODS = {"spml": SPML_KINDS, "partial_ce": ("points", "scribbles"), "box_fill": ("boxes",), "full": ("full",)}
@@ -70,6 +81,9 @@ class SPMLConfig(Config):
     rules = {"dim": at_least(4), "grid": at_least(1), "readout_grid": at_least(1), "iterations": at_least(1),
              "memory": at_least(0), "k": at_least(1), "superpixels": at_least(2), "background_points": at_least(0)}
 
+
+READOUT_VERSION = 1
+"""Version of what :meth:`SPMLRun.pseudo_labels` produces (part of the benchmark run ids)."""
 
 #: SPML's settings per pipeline preset (``tiny``: a few seconds for the tests).
 SPML_CONFIGS: dict[str, SPMLConfig] = {
@@ -138,7 +152,8 @@ def get_spml_embedding(data: WeakLabels, cfg: SPMLConfig, pipeline: PipelineConf
     settings = RELEASED["boxes" if data.kind == "full" else data.kind]  # full masks: the box/tag settings
     objective = SPMLObjective(data.num_classes, **settings, grid=cfg.grid, iterations=cfg.iterations, memory=cfg.memory)
     train_cfg = cfg.train.for_init(cfg.embedding.init)
-    spec = {"data": data.identity(), "config": cfg.to_dict(), "seed": int(seed), "objective": objective.identity()}
+    training = {k: v for k, v in cfg.to_dict().items() if k not in ("readout_grid", "k")}  # read-out settings retrain nothing
+    spec = {"data": data.identity(), "config": training, "seed": int(seed), "objective": objective.identity()}
     model_cfg, spec["init"] = with_init(cfg.embedding, pipeline.pretraining, device=device, progress=progress,
                                         use_cache=use_cache)
     key = cache.artifact_key("spml-embedding", RECIPES["spml-embedding"], spec)
@@ -162,6 +177,30 @@ def tag_labels(preset: str, seed: int = 0, device: str | torch.device = "cpu",
                        for i in range(len(run.train_set))]).astype(np.int64)
     labels[labels == 255] = UNLABELLED
     return labels, {"cam": run.method.cache_key, "threshold": t, "bands": list(bands)}
+
+
+def box_cam_labels(preset: str, seed: int = 0, threshold: float = 0.5, device: str | torch.device = "cpu",
+                   progress: bool = True) -> tuple[np.ndarray, dict]:
+    """Labels from boxes as SPML takes them: outside every box background; inside a box, the box
+    class where its CAM (of the preset's tag classifier), min-max normalised within the box, reaches
+    ``threshold``, unlabelled elsewhere in the box (where boxes overlap, the smaller box is drawn last).
+    Returns ``(labels (N, H, W), identity)``."""
+    run = PipelineRun(method="cam", preset=preset, seed=seed, device=str(device), final=False, progress=progress)
+    run.train_classifier()
+    cams = get_cams(run.method, run.train_set, device=run.device, progress=progress)
+    out = []
+    for i in range(len(run.train_set)):
+        boxes = run.train_set[i]["boxes"].numpy()
+        lab = np.zeros(cams.shape[-2:], np.int64)
+        order = sorted(range(len(boxes)), key=lambda k: -(boxes[k][2] - boxes[k][0] + 1) * (boxes[k][3] - boxes[k][1] + 1))
+        for k in order:
+            x0, y0, x1, y1, c = boxes[k]
+            cam = cams[i, c - 1, y0:y1 + 1, x0:x1 + 1].astype(np.float32)
+            span = float(cam.max() - cam.min())
+            norm = (cam - cam.min()) / span if span > 0 else np.ones_like(cam)
+            lab[y0:y1 + 1, x0:x1 + 1] = np.where(norm >= threshold, c, UNLABELLED)
+        out.append(lab)
+    return np.stack(out), {"cam": run.method.cache_key, "box_threshold": threshold}
 
 
 SPML_PARAMETERS: dict[str, Any] = {"preset": "cpu", "kind": "scribbles", "method": "spml", "seed": 0, "device": "cpu"}
@@ -198,8 +237,9 @@ class SPMLRun:
         self.device = resolve_device(device)
         self.train_set = get_dataset("synthetic", "train", preset, progress=progress)
         self.val_set = get_dataset("synthetic", "val", preset, progress=progress)
-        if kind == "tags":
-            labels, made_by = tag_labels(preset, self.seed, self.device, progress)
+        if kind == "tags" or (kind == "boxes" and method == "spml"):
+            make = tag_labels if kind == "tags" else box_cam_labels
+            labels, made_by = make(preset, self.seed, device=self.device, progress=progress)
             self.data = WeakLabels(self.train_set, kind, cfg, self.seed, labels, made_by)
         else:
             self.data = WeakLabels(self.train_set, kind, cfg, self.seed)
@@ -224,17 +264,22 @@ class SPMLRun:
             if self.model is None:
                 self.train()
             self.model.eval()
-            embs = torch.cat([self.model(torch.stack([self.data[j]["image"] for j in range(i, min(i + 64, len(self.data)))]))
-                              for i in range(0, len(self.data), 64)])
-            h, w = embs.shape[-2:]
-            cells = cell_labels(torch.from_numpy(labels), (h, w), self.data.num_classes)
-            memory, mem_labels = build_memory(embs, cells, self.data.num_classes, self.cfg.readout_grid, self.cfg.iterations)
+            n = len(self.data)
+            images = [torch.stack([self.data[j]["image"] for j in range(i, min(i + 64, n))]) for i in range(0, n, 64)]
+            # as SPML's read-out: the embedding brought to the image's size, then clustered
+            embs = torch.cat([F.normalize(F.interpolate(self.model(x.to(self.device)), size=x.shape[-2:],
+                                                        mode="bilinear", align_corners=False), dim=1).cpu()
+                              for x in images])
+            full = torch.from_numpy(labels)
+            memory, mem_labels = build_memory(embs, full, self.data.num_classes, self.cfg.readout_grid,
+                                              self.cfg.iterations)
             out = []
-            for e, item in zip(embs, (self.data[i] for i in range(len(self.data)))):
-                lab = segment_retrieval(e, memory, mem_labels, self.data.num_classes, self.cfg.k, self.cfg.readout_grid,
-                                        self.cfg.iterations)
-                up = torch.nn.functional.interpolate(lab[None, None].float(), size=item["image"].shape[-2:], mode="nearest")
-                out.append(up[0, 0].long().numpy())
+            for i, e in enumerate(embs):
+                allowed = torch.zeros(self.data.num_classes, dtype=torch.bool)
+                allowed[0] = True  # background, and the classes the image is tagged with
+                allowed[1:] = self.train_set[i]["tags"] > 0
+                out.append(segment_retrieval(e, memory, mem_labels, self.data.num_classes, self.cfg.k,
+                                             self.cfg.readout_grid, self.cfg.iterations, allowed).numpy())
             pseudo = np.stack(out)
         else:
             pseudo = labels

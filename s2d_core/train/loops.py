@@ -124,6 +124,8 @@ def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Mo
         if torch.cuda.is_available() and s.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(s["cuda_rng"])
         start, history, seconds = s["epoch"], s["history"], s["seconds"]
+        if s.get("objective") is not None and hasattr(loss_fn, "load_state_dict"):
+            loss_fn.load_state_dict(s["objective"])  # a stateful objective (SPML's memory) resumes too
     bar = progress_bar(range(start, cfg.epochs), desc=desc, disable=not progress, initial=start, total=cfg.epochs,
                        leave=True, unit="epoch")
     for epoch in bar:
@@ -155,6 +157,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, loss_fn: Callable[[torch.nn.Mo
                                              "torch_rng": torch.get_rng_state(),
                                              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                                              "config": cfg.to_dict(), "seed": seed,
+                                             "objective": loss_fn.state_dict() if hasattr(loss_fn, "state_dict") else None,
                                              "history": history, "seconds": seconds}))
     model.eval()
     n_seen = len(loader) * cfg.batch_size * cfg.epochs

@@ -204,7 +204,8 @@ class SPMLLoss:
     earlier batches' prototypes the annotation and co-occurrence terms also compare with.
 
     Calling it returns ``{"loss", "similarity", "annotation", "cooccurrence", "segments"}``. The
-    memory lives in the object (a resumed training starts it empty).
+    memory lives in the object; :meth:`state_dict` / :meth:`load_state_dict` carry it through a
+    training checkpoint, so a resumed training repeats an uninterrupted one.
     """
 
     def __init__(self, num_classes: int, weights: dict, kappas: dict, grid: int = 3, iterations: int = 10,
@@ -217,11 +218,18 @@ class SPMLLoss:
         self.memory: list[dict[str, torch.Tensor]] = []
 
     def _bank(self, segs: Segments) -> dict[str, torch.Tensor]:
-        past = [m for m in self.memory]
+        """The current batch's segments first (so a pixel's own segment index is valid in the bank),
+        then the memory's."""
+        past = self.memory
         cat = lambda k, now: torch.cat([now] + [m[k].to(now.device) for m in past]) if past else now  # noqa: E731
-        n_now = len(segs.label)
         return {"prototype": cat("prototype", segs.prototype), "label": cat("label", segs.label),
-                "tags": cat("tags", segs.tags), "own_offset": n_now}
+                "tags": cat("tags", segs.tags)}
+
+    def state_dict(self) -> dict:
+        return {"memory": [{k: v.detach().cpu() for k, v in m.items()} for m in self.memory]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.memory = [dict(m) for m in state["memory"]]
 
     def __call__(self, embedding: torch.Tensor, labels: torch.Tensor, regions: torch.Tensor,
                  tags: torch.Tensor) -> dict:
@@ -298,8 +306,12 @@ def cell_labels(labels: torch.Tensor, size: tuple[int, int], num_classes: int) -
 
 
 def cell_regions(regions: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Region ids (B, H, W) at a coarser grid by nearest-neighbour sampling (cell centres)."""
-    return F.interpolate(regions[:, None].float(), size=size, mode="nearest")[:, 0].long()
+    """Region ids (B, H, W) at a coarser grid: the region at each cell's centre pixel."""
+    H, W = regions.shape[-2:]
+    h, w = size
+    rows = ((torch.arange(h) + 0.5) * H / h).long().clamp(max=H - 1)
+    cols = ((torch.arange(w) + 0.5) * W / w).long().clamp(max=W - 1)
+    return regions[:, rows][:, :, cols]
 
 
 class SPMLObjective:
@@ -323,6 +335,12 @@ class SPMLObjective:
 
     def identity(self) -> dict:
         return {"name": self.name, "version": self.version, "config": self.config()}
+
+    def state_dict(self) -> dict:
+        return self.loss.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loss.load_state_dict(state)
 
     def check_batch(self, batch: dict) -> None:
         missing = [k for k in ("image", *self.needs) if k not in batch]
@@ -376,14 +394,18 @@ def build_memory(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: in
 
 @torch.no_grad()
 def segment_retrieval(embedding: torch.Tensor, memory: torch.Tensor, memory_labels: torch.Tensor, num_classes: int,
-                      k: int = 20, grid: int = 6, iterations: int = 10) -> torch.Tensor:
+                      k: int = 20, grid: int = 6, iterations: int = 10,
+                      allowed: torch.Tensor | None = None) -> torch.Tensor:
     """SPML's retrieval read-out of one image (D, h, w): its segments vote with their ``k`` nearest
-    memory prototypes (cosine), unweighted; every cell takes its segment's majority class. (h, w) int64."""
+    memory prototypes (cosine), unweighted; every cell takes its segment's majority class among the
+    ``allowed`` ones ((C,) bool, e.g. background and the image's tags; all when None). (h, w) int64."""
     ids, protos = cluster_image(embedding, grid, iterations)
     k = min(k, len(memory))
     nearest = (protos @ memory.t()).topk(k, dim=1).indices                      # (S, k)
     votes = torch.zeros(len(protos), num_classes, device=protos.device)
     votes.scatter_add_(1, memory_labels[nearest], torch.ones_like(nearest, dtype=votes.dtype))
+    if allowed is not None:  # ties and all-zero rows go to the first allowed class (background)
+        votes = votes.masked_fill(~allowed.to(votes.device)[None], -1.0)
     return votes.argmax(1)[ids]
 
 
