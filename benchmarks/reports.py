@@ -200,6 +200,40 @@ def plot_table(table: pd.DataFrame, group_by: list[str]):
     return fig
 
 
+def suite_frame(suite: Suite, records: Path | None, out: Path | None, make_frame, run_id) -> tuple[pd.DataFrame, Path, Path]:
+    """The records of ``suite``'s runs as ``make_frame`` tabulates them (those of runs no longer in the
+    suite left out), with the records folder and the output folder (defaults: the suite's)."""
+    records = Path(records) if records else RECORDS_DIR / suite.name / "runs"
+    out = Path(out) if out else records.parent
+    frame = make_frame(load_records(records))
+    frame = frame[frame["run_id"].isin({run_id(p) for p in suite.runs})]
+    if frame.empty:
+        raise ValueError(f"no records of suite {suite.name!r} in {records}: run it first (python -m benchmarks run {suite.name})")
+    return frame, records, out
+
+
+def seed_stats(frame: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFrame:
+    """One row per group of ``keys``: ``n``, ``seeds`` and each column's ``_mean`` and ``_std`` over seeds."""
+    g = frame.groupby([frame[k].astype(str) for k in keys], sort=False)
+    return pd.concat([g.size().rename("n"), g["seed"].agg(lambda s: " ".join(map(str, sorted(s)))).rename("seeds"),
+                      g[cols].agg(plain_mean).add_suffix("_mean"), g[cols].agg(sample_std).add_suffix("_std")],
+                     axis=1).reset_index()
+
+
+def write_outputs(out: Path, md: str, table: pd.DataFrame, fig) -> dict[str, Path]:
+    """``table.md``, ``table.csv`` and ``table.png`` in ``out``, atomically; closes ``fig``."""
+    import matplotlib.pyplot as plt
+
+    paths = {"csv": out / "table.csv", "md": out / "table.md", "png": out / "table.png"}
+    atomic_write_bytes(paths["md"], md.encode())
+    atomic_write_bytes(paths["csv"], table.to_csv(index=False, lineterminator="\r\n").encode())
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(paths["png"], png.getvalue())
+    return paths
+
+
 def write_tables(suite: Suite, records: Path | None = None, out: Path | None = None) -> dict[str, Path]:
     """Aggregate a suite's records into ``table.csv``, ``table.md`` and ``table.png`` (atomically);
     a video suite's by :func:`benchmarks.video_reports.write_video_tables`."""

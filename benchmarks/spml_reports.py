@@ -6,18 +6,16 @@ label by SPML and by its baselines, the share of full supervision, the labels' o
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
 
-from s2d_core.cache import atomic_write_bytes
 from s2d_core.data.labels import KINDS
 from s2d_core.pipeline.spml import SPML_PARAMETERS
 
 from .params import spml_run_id
-from .reports import load_records, markdown, plain_mean, sample_std
-from .suites import RECORDS_DIR, Suite
+from .reports import markdown, seed_stats, suite_frame, write_outputs
+from .suites import Suite
 
 __all__ = ["spml_frame", "write_spml_tables"]
 
@@ -39,17 +37,8 @@ def write_spml_tables(suite: Suite, records: Path | None = None, out: Path | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = Path(records) if records else RECORDS_DIR / suite.name / "runs"
-    out = Path(out) if out else records.parent
-    frame = spml_frame(load_records(records))
-    frame = frame[frame["run_id"].isin({spml_run_id(p) for p in suite.runs})]
-    if frame.empty:
-        raise ValueError(f"no records of suite {suite.name!r} in {records}: run it first (python -m benchmarks run {suite.name})")
-    g = frame.groupby(["kind", "method"], sort=False)
-    cols = list(METRICS) + ["embedding_seconds", "segmenter_seconds"]
-    table = pd.concat([g.size().rename("n"), g["seed"].agg(lambda s: " ".join(map(str, sorted(s)))).rename("seeds"),
-                       g[cols].agg(plain_mean).add_suffix("_mean"), g[cols].agg(sample_std).add_suffix("_std")],
-                      axis=1).reset_index()
+    frame, records, out = suite_frame(suite, records, out, spml_frame, spml_run_id)
+    table = seed_stats(frame, ["kind", "method"], list(METRICS) + ["embedding_seconds", "segmenter_seconds"])
     table = table.sort_values("kind", key=lambda c: c.map(KINDS.index), kind="stable", ignore_index=True)
     full = table.loc[table["method"] == "full", "final_miou_mean"]
     table["share_of_full"] = table["final_miou_mean"] / full.iloc[0] if len(full) else float("nan")
@@ -64,9 +53,6 @@ def write_spml_tables(suite: Suite, records: Path | None = None, out: Path | Non
           "Final mIoU (%, validation images) of the same segmentation network trained on each method's labels; "
           "label mIoU on the training images (labelled pixels only) and the share of pixels labelled; mean ± sample "
           "std over seeds.\n\n" + markdown(cells) + "\n")
-    paths = {"csv": out / "table.csv", "md": out / "table.md", "png": out / "table.png"}
-    atomic_write_bytes(paths["md"], md.encode())
-    atomic_write_bytes(paths["csv"], table.to_csv(index=False, lineterminator="\r\n").encode())
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     labels = table["kind"] + "\n" + table["method"]
     ax.bar(range(len(table)), 100 * table["final_miou_mean"], yerr=100 * table["final_miou_std"].fillna(0), capsize=3)
@@ -74,8 +60,4 @@ def write_spml_tables(suite: Suite, records: Path | None = None, out: Path | Non
     ax.set_ylabel("final mIoU (%)")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(paths["png"], png.getvalue())
-    return paths
+    return write_outputs(out, md, table, fig)

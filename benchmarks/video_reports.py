@@ -6,18 +6,16 @@ same on camouflaged and other clips, and the warping error, averaged over seeds.
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from s2d_core.cache import atomic_write_bytes
 from s2d_core.pipeline.video import VIDEO_METHODS, VIDEO_PARAMETERS
 
 from .params import video_run_id
-from .reports import load_records, markdown, plain_mean, sample_std
-from .suites import RECORDS_DIR, Suite
+from .reports import markdown, seed_stats, suite_frame, write_outputs
+from .suites import Suite
 
 __all__ = ["VIDEO_METRICS", "video_frame", "video_table", "write_video_tables"]
 
@@ -41,11 +39,7 @@ def video_frame(records: list[dict]) -> pd.DataFrame:
 def video_table(frame: pd.DataFrame, group_by: list[str]) -> pd.DataFrame:
     """Mean and sample std over seeds of every metric, one row per group, methods in
     :data:`VIDEO_METHODS` order."""
-    g = frame.groupby([frame[k].astype(str) for k in group_by], sort=False)
-    cols = list(VIDEO_METRICS) + ["train_seconds"]
-    table = pd.concat([g.size().rename("n"), g["seed"].agg(lambda s: " ".join(map(str, sorted(s)))).rename("seeds"),
-                       g[cols].agg(plain_mean).add_suffix("_mean"), g[cols].agg(sample_std).add_suffix("_std")],
-                      axis=1).reset_index()
+    table = seed_stats(frame, group_by, list(VIDEO_METRICS) + ["train_seconds"])
     order = {m: i for i, m in enumerate(VIDEO_METHODS)}
     if "method" in table:
         table = table.sort_values("method", key=lambda c: c.map(lambda m: order.get(m, len(order))), kind="stable",
@@ -67,12 +61,7 @@ def write_video_tables(suite: Suite, records: Path | None = None, out: Path | No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = Path(records) if records else RECORDS_DIR / suite.name / "runs"
-    out = Path(out) if out else records.parent
-    frame = video_frame(load_records(records))
-    frame = frame[frame["run_id"].isin({video_run_id(p) for p in suite.runs})]
-    if frame.empty:
-        raise ValueError(f"no records of suite {suite.name!r} in {records}: run it first (python -m benchmarks run {suite.name})")
+    frame, records, out = suite_frame(suite, records, out, video_frame, video_run_id)
     table = video_table(frame, suite.group_by)
     cells = table[suite.group_by + ["seeds"]].copy()
     for m in VIDEO_METRICS:
@@ -83,9 +72,6 @@ def write_video_tables(suite: Suite, records: Path | None = None, out: Path | No
           "then averaged over sequences; mean ± sample std over seeds. Warping error: mean change of the prediction "
           "between consecutive frames after compensating the true motion, on pixels not occluded (0 for any "
           "constant prediction; the truth's own is given beside).\n\n" + markdown(cells) + "\n")
-    paths = {"csv": out / "table.csv", "md": out / "table.md", "png": out / "table.png"}
-    atomic_write_bytes(paths["md"], md.encode())
-    atomic_write_bytes(paths["csv"], table.to_csv(index=False, lineterminator="\r\n").encode())
     fig, ax = plt.subplots(figsize=(7, 3.2))
     shown = ["s_measure", "max_f", "max_e", "camouflaged_s_measure", "plain_s_measure"]
     width = 0.8 / max(len(table), 1)
@@ -98,11 +84,7 @@ def write_video_tables(suite: Suite, records: Path | None = None, out: Path | No
     ax.legend(fontsize=7, loc="lower right")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(paths["png"], png.getvalue())
-    return paths
+    return write_outputs(out, md, table, fig)
 
 
 if __name__ == "__main__":  # pragma: no cover
