@@ -85,20 +85,22 @@ def run_id(params: dict) -> str:
 
 
 def video_run_id(params: dict) -> str:
-    """The record name of a video run: ``<preset>-<method>-<init>-seed<seed>-<hash>``. The hash covers
+    """The record name of a video run: ``[<dataset>-]<preset>-<method>-<init>-seed<seed>-<hash>`` (the
+    dataset named for real data only). The hash covers
     the parameters, the resolved configuration (schedule, network, init) and the recipe versions of
     the world and the network, so a changed preset gives new runs instead of skipped ones."""
     from s2d_core.pipeline import RECIPES
 
     p = {**VIDEO_PARAMETERS, **params}
     try:
-        cfg = video_run_config(p).to_dict()
+        cfg = video_run_config(p, check_machine=False).to_dict()  # the same id with or without the data here
         init = cfg["model"]["encoder"]["init"]
     except ValueError:  # a parameter set that cannot run (it fails with its reason when it is run)
         cfg, init = None, p["init"] or "invalid"
     hashed = {**p, "config": cfg, "recipes": {k: RECIPES[k] for k in ("video-world", "video-saliency")}}
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return "-".join([p["preset"], p["method"], init, f"seed{p['seed']}"]) + "-" + digest
+    data = [] if p["dataset"] == "synthetic" else [str(p["dataset"])]
+    return "-".join([*data, p["preset"], p["method"], init, f"seed{p['seed']}"]) + "-" + digest
 
 
 def spml_run_id(params: dict) -> str:

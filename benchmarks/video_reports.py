@@ -70,8 +70,9 @@ def write_video_tables(suite: Suite, records: Path | None = None, out: Path | No
     md = (f"<!-- written by `python -m benchmarks table {suite.name}` from {len(frame)} records -->\n\n"
           "Test clips; S, max F (beta^2 = 0.3), max E and MAE per sequence with its first and last frame skipped, "
           "then averaged over sequences; mean ± sample std over seeds. Warping error: mean change of the prediction "
-          "between consecutive frames after compensating the true motion, on pixels not occluded (0 for any "
-          "constant prediction; the truth's own is given beside).\n\n" + markdown(cells) + "\n")
+          "between consecutive frames after compensating the motion -- the true motion on pixels not occluded in the "
+          "synthetic world, the estimated flow on every pixel for real data -- (0 for any constant prediction; the "
+          "truth's own is given beside).\n\n" + markdown(cells) + "\n")
     fig, ax = plt.subplots(figsize=(7, 3.2))
     shown = ["s_measure", "max_f", "max_e", "camouflaged_s_measure", "plain_s_measure"]
     width = 0.8 / max(len(table), 1)

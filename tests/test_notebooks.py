@@ -33,6 +33,8 @@ SMOKE = {
     "transformers": {"preset": "tiny", "n_eval": 16, "n_show": 2},
     "foundation_prompts": {"preset": "tiny", "n_eval": 12, "n_objects": 4, "n_show": 2},
     "video_world": {"preset": "video_tiny", "clip": 1},
+    # the committed records of the video_smoke suite, on the tiny world they were made on
+    "saliency_from_scribbles": {"preset": "video_tiny", "suite": "video_smoke", "clip": 1, "n_worst": 1},
 }
 
 

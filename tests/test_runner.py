@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,6 +25,7 @@ def _own_cache(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "cpu-scratch", "gpu", "voc", "c6", "c6-scratch", "control", "video_smoke",
+                                  "video", "video_davis", "video_davsod",
                                   "spml_smoke"])
 def test_shipped_suites_load(name):
     s = load_suite(name)
@@ -340,5 +342,9 @@ def test_a_video_suite_runs_its_own_notebook_and_tables(tmp_path):
     assert len(st["done"]) == 1 and not st["failed"], st
     rec = json.loads(next((tmp_path / "runs").glob("video_tiny-scribbles-scratch-seed0-*.json")).read_text())
     assert rec["suite"] == "video_smoke" and 0 <= rec["metrics"]["s_measure"] <= 1
+    # seed 0's predictions lie beside the record, under the record's name (the chapter reads them)
+    with np.load(tmp_path / "runs" / f"{rec['run_id']}.npz") as z:
+        assert z["saliency"].dtype == np.uint8 and len(z["names"]) == len(rec["per_sequence"])
+    assert not list((tmp_path / "runs").glob(".*"))  # no pending file left behind
     paths = write_tables(suite, tmp_path / "runs", tmp_path)
     assert "| scribbles | 0 |" in paths["md"].read_text()

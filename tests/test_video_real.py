@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,106 @@ def test_davsod_errors(tmp_path):
     (root / "Training Set" / "select_0001" / "GT_object_level" / "0001_000000.png").unlink()
     with pytest.raises(FileNotFoundError, match=r"lack GT_object_level.*select_0001"):
         davsod(root, "train")
+
+
+def test_clips_resize_cut_and_keep_thin_strokes(tmp_path):
+    from s2d_core.data.video_real import VideoClips
+
+    root = make_davis(tmp_path / "DAVIS", n=7)
+    scr = tmp_path / "DAVIS-S"
+    for s in ("blackswan", "dog"):
+        for t in range(7):
+            _scribbles(scr, s, f"{t:05d}")
+    seqs = davis2016(root, "val", scr)
+    clips = VideoClips(seqs, size=(8, 10), length=3)
+    assert len(clips) == 4  # 7 frames -> clips at 0 and 3 (frame 6 dropped), two sequences
+    it = clips[1]
+    assert it["name"] == "blackswan@3" and it["start"] == 3
+    assert it["frames"].shape == (3, 3, 8, 10) and it["flow"].shape == (3, 2, 8, 10)
+    assert it["masks"].shape == (3, 8, 10) and "full_masks" not in it  # training clips are scored nowhere
+    # the 1-pixel strokes survive the down-scaling (a nearest sample could miss them)
+    assert (it["scribbles"] == 1).any() and (it["scribbles"] == 2).any()
+    whole = VideoClips(seqs, size=(8, 10), length=None)
+    assert len(whole) == 2 and whole[0]["frames"].shape[0] == 7 and whole[0]["name"] == "blackswan"
+    assert whole[0]["full_masks"].shape == (7, H, W)  # scored at the original resolution
+    assert clips.identity()["length"] == 3 and whole.identity()["sequences"] == ["blackswan", "dog"]
+    with pytest.raises(ValueError, match="no sequence has 9 frames"):
+        VideoClips(seqs, size=(8, 10), length=9)
+    with pytest.raises(ValueError, match="size must be"):
+        VideoClips(seqs, size=(4,))
+
+
+def _fixture_roots(tmp_path):
+    """A DAVIS tree (train and val listings) and a DAVSOD tree with their scribble folders."""
+    davis = make_davis(tmp_path / "DAVIS", seqs=("bear", "boat"), n=6)
+    (davis / "ImageSets" / "480p" / "val.txt").rename(davis / "ImageSets" / "480p" / "train.txt")
+    make_davis(davis, seqs=("blackswan", "dog"), n=6)
+    davsod_root = tmp_path / "DAVSOD"
+    make_davsod(davsod_root, "Training Set", 2, n=6)
+    make_davsod(davsod_root, "Easy-35", 35, n=3)
+    scr = tmp_path / "scribbles"
+    for s in ("bear", "boat", "blackswan", "dog"):
+        for t in range(6):
+            _scribbles(scr, s, f"{t:05d}")
+    for k in range(2):
+        for t in range(6):
+            _scribbles(scr, f"select_{k:04d}", f"{k:04d}_{t:06d}")
+    return {"davis2016": davis, "davsod": davsod_root}, scr
+
+
+@pytest.mark.parametrize("suite_name", ["video_davis", "video_davsod"])
+def test_real_data_suites_dry_run_on_fixtures(tmp_path, monkeypatch, suite_name):
+    """The shipped real-data suites' seed-0 runs, through the runner and its notebook, with the roots
+    pointed at fixture trees and the tiny pipeline on the CPU: the parameters reach the run, the data
+    loads, each method trains and is scored per sequence at the sequences' own resolution."""
+    import yaml
+
+    from benchmarks.execute import run_suite
+    from benchmarks.suites import load_suite
+
+    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))  # the kernels inherit it
+    roots, scr = _fixture_roots(tmp_path)
+    shipped = load_suite(suite_name)
+    d = yaml.safe_load(shipped.path.read_text())
+    assert d["defaults"]["dataset_root"].startswith("~") and d["defaults"]["scribble_root"].startswith("~")
+    dataset = d["defaults"]["dataset"]
+    d["defaults"].update(preset="video_tiny", init="scratch", device="cpu", dataset_root=str(roots[dataset]),
+                         scribble_root=str(scr))
+    d["matrix"]["seed"] = [0]
+    (tmp_path / "fixture.yaml").write_text(yaml.safe_dump(d))
+    suite = load_suite(tmp_path / "fixture.yaml")
+    assert sorted(r["method"] for r in suite.runs) == ["fully_supervised", "scribbles", "scribbles_no_motion", "wsvsod"]
+    st = run_suite(suite, tmp_path / "records", tmp_path / "logs", progress=False)
+    assert not st["failed"], st["failed"]
+    recs = [json.loads(p.read_text()) for p in sorted((tmp_path / "records").glob("*.json"))]
+    assert len(recs) == 4 and not list((tmp_path / "records").glob("*.npz"))  # predictions: synthetic only
+    for rec in recs:
+        assert rec["params"]["dataset"] == dataset and rec["run_id"].startswith(dataset)
+        assert rec["data"]["train"]["name"] == "VideoClips" and rec["data"]["train"]["length"] == 4
+        assert rec["data"]["test"]["length"] is None
+        assert rec["metrics"]["sequences"] == len(rec["per_sequence"]) == (2 if dataset == "davis2016" else 35)
+        assert 0 <= rec["metrics"]["s_measure"] <= 1 and 0 <= rec["metrics"]["mae"] <= 1
+
+
+def test_run_ids_do_not_depend_on_this_machine():
+    """Listing a real-data suite here (no data, no GPU) names its runs as the machine that has both will."""
+    from benchmarks.params import video_run_id
+    from s2d_core.pipeline.video import video_run_config
+
+    params = {"preset": "video_gpu", "dataset": "davis2016", "dataset_root": "/no/DAVIS", "scribble_root": "/no/S",
+              "init": "imagenet", "device": "cuda", "method": "wsvsod", "seed": 0}
+    assert video_run_id(params).startswith("davis2016-video_gpu-wsvsod-imagenet-seed0-")
+    assert video_run_config(params, check_machine=False).model.encoder.init == "imagenet"
+
+
+def test_real_data_parameters_are_checked(tmp_path):
+    from s2d_core.pipeline.video import validate_video_params
+
+    with pytest.raises(ValueError, match="needs dataset_root"):
+        validate_video_params({"dataset": "davis2016"})
+    with pytest.raises(ValueError, match="scribble_root '/no/such' does not exist"):
+        validate_video_params({"dataset": "davis2016", "dataset_root": str(tmp_path), "scribble_root": "/no/such"})
+    with pytest.raises(ValueError, match="only used with a real data set"):
+        validate_video_params({"dataset_root": str(tmp_path)})
+    with pytest.raises(ValueError, match="unknown video dataset 'youtube'"):
+        validate_video_params({"dataset": "youtube"})

@@ -41,9 +41,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .video import BACKGROUND, FOREGROUND
+from .video import BACKGROUND, FARNEBACK, FOREGROUND, estimate_flow
 
-__all__ = ["DAVIS2016_TRAIN", "DAVIS2016_VAL", "DAVSOD_SPLITS", "VideoSequences", "davis2016", "davsod"]
+__all__ = ["DAVIS2016_TRAIN", "DAVIS2016_VAL", "DAVSOD_SPLITS", "VideoClips", "VideoSequences", "davis2016", "davsod"]
 
 DAVIS2016_VAL = ("blackswan", "bmx-trees", "breakdance", "camel", "car-roundabout", "car-shadow", "cows", "dance-twirl",
                  "dog", "drift-chicane", "drift-straight", "goat", "horsejump-high", "kite-surf", "libby",
@@ -83,10 +83,11 @@ class VideoSequences(Dataset):
     fixed_size = False
 
     def __init__(self, sequences: list[tuple[str, list[Path], list[Path]]], scribble_root: str | Path | None = None,
-                 dataset: str = "video") -> None:
+                 dataset: str = "video", root: str | Path | None = None) -> None:
         if not sequences:
             raise ValueError(f"{dataset}: no sequences")
         self.sequences, self.dataset = sequences, dataset
+        self.root = None if root is None else Path(root).expanduser()
         self.scribble_root = None if scribble_root is None else Path(scribble_root).expanduser()
         if self.scribble_root is not None:
             if not self.scribble_root.is_dir():
@@ -176,7 +177,7 @@ def davis2016(root: str | Path, split: str = "val", scribbles: str | Path | None
     if incomplete:
         raise FileNotFoundError(f"DAVIS 2016 {split}: {len(incomplete)} of {len(names)} sequences have no frames or "
                                 f"lack masks under {str(root)!r}, e.g. {incomplete[:3]}. {hint}")
-    return VideoSequences(sequences, scribbles, dataset=f"DAVIS-2016/{split}")
+    return VideoSequences(sequences, scribbles, dataset=f"DAVIS-2016/{split}", root=root)
 
 
 def davsod(root: str | Path, split: str = "Easy-35", scribbles: str | Path | None = None) -> VideoSequences:
@@ -189,7 +190,7 @@ def davsod(root: str | Path, split: str = "Easy-35", scribbles: str | Path | Non
             + ", ".join(repr(v[0]) for v in DAVSOD_SPLITS.values()) + ".")
     if split == "test":
         parts = [davsod(root, s, scribbles) for s in _DAVSOD_COUNTS]
-        return VideoSequences([s for p in parts for s in p.sequences], scribbles, dataset="DAVSOD/test")
+        return VideoSequences([s for p in parts for s in p.sequences], scribbles, dataset="DAVSOD/test", root=root)
     if split not in DAVSOD_SPLITS:
         raise ValueError(f"DAVSOD split must be one of {sorted(DAVSOD_SPLITS) + ['test']}, got {split!r}")
     _need(root, "DAVSOD root", hint)
@@ -212,4 +213,98 @@ def davsod(root: str | Path, split: str = "Easy-35", scribbles: str | Path | Non
     if expected is not None and len(sequences) != expected:
         raise FileNotFoundError(f"DAVSOD {split}: found {len(sequences)} sequences in {str(folder)!r}, the release has "
                                 f"{expected}; an incomplete download? {hint}")
-    return VideoSequences(sequences, scribbles, dataset=f"DAVSOD/{split}")
+    return VideoSequences(sequences, scribbles, dataset=f"DAVSOD/{split}", root=root)
+
+
+def _resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scribble labels (T, H, W) {0, 1, 2} at ``size``: a cell carries a label when any of its pixels
+    does (area interpolation > 0), foreground winning over background -- so that strokes a few pixels
+    wide survive the down-scaling instead of being dropped by a nearest-neighbour sample."""
+    out = np.zeros((len(labels), *size), np.int64)
+    for value in (BACKGROUND, FOREGROUND):
+        hit = torch.from_numpy((labels == value).astype(np.float32))[:, None]
+        out[torch.nn.functional.interpolate(hit, size=size, mode="area")[:, 0].numpy() > 0] = value
+    return out
+
+
+class VideoClips(Dataset):
+    """Real sequences in the item format of :class:`~s2d_core.data.video.SyntheticVideo`, so the
+    training and evaluation code of the synthetic world runs on them unchanged.
+
+    ``sequences``: a :class:`VideoSequences`. Frames are resized to ``size`` (H, W) (bilinear),
+    dense masks by nearest neighbour, scribbles so that thin strokes survive (:func:`_resize_labels`),
+    and the flow is estimated from the resized frames (:func:`~s2d_core.data.video.estimate_flow`,
+    Farneback). ``length``: cut each sequence into clips of this many consecutive frames (training;
+    a sequence's frames past the last full clip are dropped, a shorter sequence is skipped) or
+    ``None`` for one item per whole sequence (evaluation: the metrics aggregate per sequence).
+
+    Items: ``frames`` (T, 3, H, W) float32 in [0, 1], ``flow`` (T, 2, H, W) float32 (dy, dx) in
+    pixels, ``masks``/``scribbles`` (T, H, W) int64, ``annotated`` (T,) bool, ``name`` (sequence name,
+    with ``@start`` for clips), ``sequence``, ``start``, ``index``, and ``full_masks`` (T, H0, W0) int64
+    at the original resolution (whole-sequence items only: the VSOD toolkits score at the original size). Items are kept in
+    memory once read (uint8 frames, float16 flow: about 0.6 MB per frame at 256 x 448).
+    """
+
+    version = 1
+
+    def __init__(self, sequences: VideoSequences, size: tuple[int, int] = (256, 448), length: int | None = 12) -> None:
+        if len(size) != 2 or min(size) < 8:
+            raise ValueError(f"size must be (H, W) with both >= 8, got {size!r}")
+        if length is not None and length < 1:
+            raise ValueError(f"length must be >= 1 or None, got {length!r}")
+        self.sequences, self.size, self.length = sequences, (int(size[0]), int(size[1])), length
+        self.fixed_size = length is not None  # every clip then has the same shape
+        self.items: list[tuple[int, int, int]] = []  # (sequence, start, stop)
+        for s, (_, frames, _) in enumerate(sequences.sequences):
+            if length is None:
+                self.items.append((s, 0, len(frames)))
+            else:
+                self.items.extend((s, a, a + length) for a in range(0, len(frames) - length + 1, length))
+        if not self.items:
+            raise ValueError(f"{sequences.dataset}: no sequence has {length} frames; use a shorter clip length")
+        self._memo: dict[int, dict] = {}
+
+    def identity(self) -> dict:
+        """What identifies these clips in cache keys and benchmark records (JSON-able)."""
+        seqs = self.sequences
+        scribbles = None if seqs.scribble_root is None else str(seqs.scribble_root.resolve())
+        # the version changes with how clips are made (resizing, label scaling, flow), so a changed
+        # recipe never reuses a network trained on the old clips
+        return {"name": type(self).__name__, "version": self.version, "dataset": seqs.dataset,
+                "root": None if seqs.root is None else str(seqs.root.resolve()), "sequences": seqs.names,
+                "frames": sum(len(f) for _, f, _ in seqs.sequences), "scribbles": scribbles,
+                "size": list(self.size), "length": self.length, "flow": dict(FARNEBACK)}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load(self, s: int) -> dict:
+        if s not in self._memo:
+            seq = self.sequences[s]
+            frames = torch.nn.functional.interpolate(seq["frames"], size=self.size, mode="bilinear", align_corners=False)
+            frames = (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            masks = torch.nn.functional.interpolate(seq["masks"][:, None].float(), size=self.size, mode="nearest")[:, 0]
+            self._memo[s] = {"frames": frames, "flow": estimate_flow(frames).astype(np.float16),
+                             "masks": masks.to(torch.uint8).numpy(),
+                             "scribbles": _resize_labels(seq["scribbles"].numpy(), self.size).astype(np.uint8),
+                             # the original resolution is scored, so only whole-sequence items keep it
+                             "full_masks": seq["masks"].to(torch.uint8).numpy() if self.length is None else None,
+                             "name": seq["name"]}
+        return self._memo[s]
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} items")
+        s, a, b = self.items[i]
+        d = self._load(s)
+        scr = d["scribbles"][a:b].astype(np.int64)
+        return {"frames": torch.from_numpy(d["frames"][a:b].transpose(0, 3, 1, 2).astype(np.float32) / 255.0),
+                "flow": torch.from_numpy(d["flow"][a:b].astype(np.float32)),
+                "masks": torch.from_numpy(d["masks"][a:b].astype(np.int64)), "scribbles": torch.from_numpy(scr),
+                "annotated": torch.from_numpy((scr > 0).reshape(len(scr), -1).any(1)),
+                **({} if d["full_masks"] is None else {"full_masks": torch.from_numpy(d["full_masks"][a:b].astype(np.int64))}),
+                "name": d["name"] if self.length is None else f"{d['name']}@{a}", "sequence": d["name"], "start": a,
+                "index": int(i) % len(self)}
+
+    def __repr__(self) -> str:
+        return f"VideoClips({self.sequences.dataset!r}, items={len(self)}, size={self.size}, length={self.length})"
