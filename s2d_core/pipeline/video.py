@@ -48,7 +48,8 @@ from ..train.video import DenseSaliencyLoss, ScribbleSaliencyLoss, predict_salie
 from .artifacts import dataset_id, get_video_saliency
 from .presets import PIPELINES
 
-__all__ = ["VIDEO_DATASETS", "VIDEO_METHODS", "VIDEO_PARAMETERS", "VIDEO_PIPELINES", "VideoPipelineConfig", "VideoRun",
+__all__ = ["SHOWCASE_FRAMES", "SHOWCASE_LEVELS", "VIDEO_DATASETS", "VIDEO_METHODS", "VIDEO_PARAMETERS", "VIDEO_PIPELINES",
+           "VideoPipelineConfig", "VideoRun",
            "validate_video_params", "video_run_config"]
 
 
@@ -104,6 +105,9 @@ VIDEO_METHODS: dict[str, dict[str, Any]] = {
     "fully_supervised": {"labels": "dense", "similarity": False, "motion": "stream",
                          "summary": "dense masks on every pixel: the upper bound"},
 }
+
+#: The test frames whose predictions a benchmark run keeps for the chapter's pictures, and their grey levels.
+SHOWCASE_FRAMES, SHOWCASE_LEVELS = (2, 5, 8), 16
 
 VIDEO_PARAMETERS: dict[str, Any] = {"preset": "video_cpu", "method": "scribbles", "init": None, "seed": 0,
                                     "device": "cpu", "dataset": "synthetic", "dataset_root": None,
@@ -238,20 +242,29 @@ class VideoRun:
         self.seconds["evaluate"] = time.perf_counter() - t0
         return self.metrics
 
-    def save_predictions(self, path: str | Path) -> Path:
-        """The test predictions as a compressed ``.npz`` (atomically): ``saliency`` (N, T, H, W) uint8
-        (probability x 255) and ``names``; synthetic data only (real sequences differ in length)."""
+    def save_predictions(self, path: str | Path, frames: tuple[int, ...] | None = None, levels: int = 256) -> Path:
+        """The test predictions as a compressed ``.npz`` (atomically), for pictures: ``saliency`` (N, F, H, W)
+        uint8 quantised to ``levels`` steps (``q = floor(p * levels)``, read back as ``(q + 0.5) / levels``),
+        ``frames`` (the frame indices kept; None: all), ``levels`` and ``names``. Synthetic data only (real
+        sequences differ in length). The metrics are computed from the full-precision predictions."""
         import io
 
         from ..cache import atomic_write_bytes
 
+        if not 2 <= levels <= 256:
+            raise ValueError(f"levels must be in [2, 256], got {levels}")
         if self.predictions is None:
             self.evaluate()
         if isinstance(self.predictions, list):
             raise ValueError("save_predictions is for the synthetic world's clips; real sequences differ in length")
+        T = self.predictions.shape[1]
+        kept = list(range(T)) if frames is None else [int(t) for t in frames]
+        if not kept or not all(0 <= t < T for t in kept):
+            raise ValueError(f"frames must be indices in [0, {T}), got {frames!r}")
+        q = np.minimum(np.floor(self.predictions[:, kept] * levels), levels - 1).astype(np.uint8)
         buf = io.BytesIO()
         names = np.array([self.test_set[i]["name"] for i in range(len(self.test_set))])
-        np.savez_compressed(buf, saliency=np.rint(self.predictions * 255).astype(np.uint8), names=names)
+        np.savez_compressed(buf, saliency=q, frames=np.array(kept), levels=np.array(levels), names=names)
         atomic_write_bytes(Path(path), buf.getvalue())
         return Path(path)
 
