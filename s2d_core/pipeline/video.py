@@ -27,6 +27,7 @@ sequences at their own resolution::
 from __future__ import annotations
 
 import dataclasses
+import io
 import platform
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cache import atomic_write_bytes
 from ..configbase import Config, at_least
 from ..data.presets import VIDEO_PRESETS
 from ..data.video import SyntheticVideo
@@ -247,10 +249,6 @@ class VideoRun:
         uint8 quantised to ``levels`` steps (``q = floor(p * levels)``, read back as ``(q + 0.5) / levels``),
         ``frames`` (the frame indices kept; None: all), ``levels`` and ``names``. Synthetic data only (real
         sequences differ in length). The metrics are computed from the full-precision predictions."""
-        import io
-
-        from ..cache import atomic_write_bytes
-
         if not 2 <= levels <= 256:
             raise ValueError(f"levels must be in [2, 256], got {levels}")
         if self.predictions is None:
