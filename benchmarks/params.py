@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from s2d_core.cam.base import METHODS
+from s2d_core.data.presets import VIDEO_PRESETS
 from s2d_core.pipeline import PARAMETERS, run_config, validate_params
 from s2d_core.pipeline.run import INIT_BEFORE, LATER_PARAMETERS, resolved_init
 from s2d_core.pipeline.spml import SPML_PARAMETERS, spml_config, validate_spml_params
@@ -87,8 +88,9 @@ def run_id(params: dict) -> str:
 def video_run_id(params: dict) -> str:
     """The record name of a video run: ``[<dataset>-]<preset>-<method>-<init>-seed<seed>-<hash>`` (the
     dataset named for real data only). The hash covers
-    the parameters, the resolved configuration (schedule, network, init) and the recipe versions of
-    the world and the network, so a changed preset gives new runs instead of skipped ones."""
+    the parameters, the resolved configuration (schedule, network, init), the synthetic world's knobs
+    and the recipe versions of the world and the network, so a changed preset or world gives new
+    runs instead of skipped ones."""
     from s2d_core.pipeline import RECIPES
 
     p = {**VIDEO_PARAMETERS, **params}
@@ -97,7 +99,9 @@ def video_run_id(params: dict) -> str:
         init = cfg["model"]["encoder"]["init"]
     except ValueError:  # a parameter set that cannot run (it fails with its reason when it is run)
         cfg, init = None, p["init"] or "invalid"
-    hashed = {**p, "config": cfg, "recipes": {k: RECIPES[k] for k in ("video-world", "video-saliency")}}
+    world = VIDEO_PRESETS[p["preset"]].to_dict() if p["dataset"] == "synthetic" and p["preset"] in VIDEO_PRESETS else None
+    hashed = {**p, "config": cfg, "world": world,
+              "recipes": {k: RECIPES[k] for k in ("video-world", "video-saliency")}}
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
     data = [] if p["dataset"] == "synthetic" else [str(p["dataset"])]
     return "-".join([*data, p["preset"], p["method"], init, f"seed{p['seed']}"]) + "-" + digest
