@@ -179,7 +179,8 @@ def test_random_walk_spreads_scores_within_similar_cells_only():
 
 
 @pytest.mark.parametrize("kind, method", [("scribbles", "spml"), ("tags", "spml"), ("boxes", "spml"),
-                                          ("points", "partial_ce"), ("boxes", "box_fill"), ("full", "full")])
+                                          ("points", "partial_ce"), ("boxes", "box_fill"), ("boxes", "box_crf"),
+                                          ("full", "full")])
 def test_spml_run_on_the_tiny_world(kind, method, tmp_path, monkeypatch):
     from s2d_core.pipeline.spml import SPMLConfig, SPMLRun
     from s2d_core.train import TrainConfig
@@ -193,7 +194,10 @@ def test_spml_run_on_the_tiny_world(kind, method, tmp_path, monkeypatch):
     m = run.final()
     assert 0 <= m["final_miou"] <= 1 and 0 <= m["label_miou"] <= 1
     if method == "spml":
-        assert m["labelled_share"] == 1.0          # the retrieval labels every pixel
+        assert m["labelled_share"] == 1.0          # the walk and the CRF label every pixel
+        tags = np.stack([run.train_set[i]["tags"].numpy() > 0 for i in range(len(run.train_set))])
+        for i, p in enumerate(pseudo):             # only background and the image's tags
+            assert set(np.unique(p).tolist()) <= {0, *(np.flatnonzero(tags[i]) + 1).tolist()}
     with pytest.raises(ValueError, match="takes"):
         SPMLRun(kind="points", method="box_fill", preset="tiny", progress=False)
 
@@ -218,3 +222,91 @@ def test_retrieval_vote_is_restricted_to_allowed_classes():
     assert (segment_retrieval(emb, memory, labels, 3, k=3, grid=1) == 2).all()
     allowed = torch.tensor([True, True, False])
     assert (segment_retrieval(emb, memory, labels, 3, k=3, grid=1, allowed=allowed) == 1).all()
+
+
+def test_spml_run_retrieval_readout_is_the_second_view(tmp_path, monkeypatch):
+    from s2d_core.pipeline.spml import SPMLConfig, SPMLRun
+    from s2d_core.train import TrainConfig
+
+    monkeypatch.setenv("S2D_CACHE_DIR", str(tmp_path / "cache"))
+    base = SPMLConfig(dim=16, train=TrainConfig(epochs=1, batch_size=8), grid=2, readout_grid=2, k=5)
+    walk = SPMLRun(kind="scribbles", preset="tiny", cfg=base, progress=False)
+    first = walk.train()
+    retr = SPMLRun(kind="scribbles", preset="tiny", cfg=base.replace(readout="retrieval", walk_steps=8, classifier_epochs=2),
+                   progress=False)
+    again = retr.train()                           # read-out settings do not retrain: the same cached embedding
+    assert not first["from_cache"] and again["from_cache"] and again["key"] == first["key"]
+    assert retr.pseudo_labels().shape == walk.pseudo_labels().shape
+
+
+def test_spml_config_rejects_bad_readouts():
+    from s2d_core.pipeline.spml import SPMLConfig
+
+    with pytest.raises(ValueError, match="readout"):
+        SPMLConfig(readout="nearest")
+    with pytest.raises(ValueError, match="power of two"):
+        SPMLConfig(walk_steps=48)
+
+
+def test_classifier_learns_from_labelled_pixels_only():
+    from s2d_core.train.spml import fit_classifier
+
+    emb = torch.zeros(8, 2, 4, 4)
+    emb[:, 0, :, :2] = 1.0
+    emb[:, 1, :, 2:] = 1.0                         # left cells point one way, right cells the other
+    labels = torch.full((8, 8, 8), UNLABELLED)
+    labels[:, :, 1] = 1                            # a stroke per image on the left ...
+    labels[:, :, 6] = 0                            # ... and one on the right; the rest is unlabelled
+    head = fit_classifier(emb, labels, num_classes=2, epochs=60, batch_size=4, lr=0.05, progress=False)
+    pred = F.interpolate(head(emb), size=(8, 8), mode="bilinear", align_corners=False).argmax(1)
+    assert (pred[:, :, :3] == 1).all() and (pred[:, :, 5:] == 0).all()
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        fit_classifier(emb, torch.full((8, 8, 8), UNLABELLED), num_classes=2, progress=False)
+    with pytest.raises(ValueError, match="same N"):
+        fit_classifier(emb, labels[:3], num_classes=2, progress=False)
+
+
+def test_propagate_labels_spreads_a_seed_within_its_group_and_keeps_to_the_tags():
+    from s2d_core.train.spml import propagate_labels
+
+    emb = torch.zeros(2, 4, 4)
+    emb[0, :, :2] = 1.0
+    emb[1, :, 2:] = 1.0                            # two groups of cells, orthogonal
+    probs = torch.zeros(3, 4, 4)
+    probs[0, :, :2], probs[0, :, 2:] = 0.05, 0.9   # background: sure on the right, unsure on the left
+    probs[1, 1, 0] = 0.9                           # class 1: one confident cell of the left group
+    probs[2] = 0.05                                # class 2 is weak everywhere but, scaled to its peak, strong
+    image = torch.zeros(3, 8, 8)
+    allowed = torch.tensor([True, True, False])
+    out = propagate_labels(emb, probs, image, allowed, crf=None, beta=10.0, steps=8)
+    assert out.shape == (8, 8) and out.dtype == np.int64
+    assert (out[:, :3] == 1).all() and (out[:, 5:] == 0).all()   # (columns 3-4 blend the two groups)
+    assert (propagate_labels(emb, probs, image, torch.tensor([True, True, True]), crf=None, beta=10.0, steps=8)
+            == 2).any()                            # allowed, the scaled-up weak class takes cells
+    crf_out = propagate_labels(emb, probs, image, allowed, beta=10.0, steps=8)
+    assert set(np.unique(crf_out).tolist()) <= {0, 1}
+    with pytest.raises(ValueError, match="embedding's grid"):
+        propagate_labels(emb, probs[:, :2], image, allowed)
+
+
+def test_box_crf_shrinks_a_box_to_its_object_and_leaves_the_outside_alone():
+    from s2d_core.pipeline.spml import box_crf_labels
+
+    image = torch.full((3, 32, 32), 0.5)
+    image[:, 8:20, 8:20] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]   # the object
+    truth = np.zeros((32, 32), bool)
+    truth[8:20, 8:20] = True
+    item = {"image": image, "mask": torch.from_numpy(truth.astype(np.int64)),
+            "boxes": torch.tensor([[4, 4, 23, 23, 1]])}                 # a loose box (x0, y0, x1, y1, class)
+    out = box_crf_labels(item)
+    filled = np.zeros((32, 32), bool)
+    filled[4:24, 4:24] = True
+
+    def iou(a, b):
+        return (a & b).sum() / (a | b).sum()
+
+    assert iou(out == 1, truth) > iou(filled, truth) + 0.2
+    item["boxes"] = torch.tensor([[4, 4, 23, 23, 1], [0, 0, 31, 31, 2]])   # a box of another class around all
+    both = box_crf_labels(item)
+    assert (both[filled == 0] != 1).all()          # class 1 never leaves its box, even where it looks alike
+

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["IGNORE", "KINDS", "UNLABELLED", "box_labels", "full_labels", "point_labels", "scribble_labels",
-           "superpixels"]
+__all__ = ["BEARMAN_SECONDS", "IGNORE", "KINDS", "UNLABELLED", "annotation_cost", "box_labels", "full_labels",
+           "point_labels", "scribble_labels", "superpixels"]
 
 UNLABELLED = 254
 """Present but unlabelled (the learners cluster such pixels but take no label from them)."""
@@ -91,3 +91,45 @@ def superpixels(image: np.ndarray, n_segments: int = 40, compactness: float = 10
         raise ValueError(f"image must be (H, W, 3), got {image.shape}")
     seg = slic(image, n_segments=n_segments, compactness=compactness, start_label=0, channel_axis=-1)
     return seg.astype(np.int64)
+
+
+BEARMAN_SECONDS = {"class": 1.0, "points": 2.4, "scribbles": 10.9, "boxes": 26.0, "full": 79.0}
+"""Annotation time per unit (seconds) in Bearman et al.'s cost model (ECCV 2016; the authors'
+``plot_times.m``): 1 s to say whether a class is in the image, 2.4 s per click, 10.9 s per squiggle,
+26 s per box, 79 s per object polygon (COCO's time, which they quote). Sources and caveats:
+``benchmarks/published/label_costs.md``."""
+
+
+def annotation_cost(item, kind: str, num_classes: int, background_points: int = 1) -> dict:
+    """What one image's labels of ``kind`` cost, counted on the image and priced with Bearman et
+    al.'s model (:data:`BEARMAN_SECONDS`).
+
+    Every kind first answers, for each of the ``num_classes`` foreground classes, whether it is
+    present (1 s each; for tags that is all); then it pays per unit: a click per object plus
+    ``background_points`` background clicks (points), a stroke per connected stroke component of the
+    scribble map, background strokes included (scribbles), a box per object (boxes), a polygon per
+    object (full masks). Returns ``units`` (clicks, strokes, boxes or polygons; 0 for tags),
+    ``labelled_share`` (fraction of pixels the label map labels, in [0, 1]) and ``seconds``.
+
+    ``item``: a synthetic item (``mask``, ``tags``, ``points``, ``scribbles``, ``boxes``).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown label kind {kind!r}: expected one of {KINDS}")
+    tags = item["tags"]
+    present = int(np.count_nonzero(tags.numpy() if hasattr(tags, "numpy") else np.asarray(tags)))
+    objects = len(item["boxes"])
+    if kind == "tags":
+        return {"units": 0, "labelled_share": 0.0, "seconds": num_classes * BEARMAN_SECONDS["class"]}
+    if kind == "points":
+        lab = point_labels(item, background_points)
+        units = objects + background_points
+    elif kind == "scribbles":
+        lab = scribble_labels(item)
+        units = sum(int(ndimage.label(lab == c)[1]) for c in np.unique(lab) if c < UNLABELLED)
+    elif kind == "boxes":
+        lab, units = box_labels(item), objects
+    else:
+        lab, units = full_labels(item), objects
+    labelled = float(np.mean(lab < UNLABELLED))
+    seconds = (num_classes - present) * BEARMAN_SECONDS["class"] + units * BEARMAN_SECONDS[kind]
+    return {"units": int(units), "labelled_share": labelled, "seconds": float(seconds)}

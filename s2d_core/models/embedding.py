@@ -15,7 +15,7 @@ from torch import nn
 from .backbones import InputNormalisation, create_backbone, feature_channels
 from .config import ModelConfig
 
-__all__ = ["EmbeddingNet"]
+__all__ = ["EmbeddingClassifier", "EmbeddingNet"]
 
 
 class EmbeddingNet(nn.Module):
@@ -37,3 +37,25 @@ class EmbeddingNet(nn.Module):
         x = sum(conv(f) for conv in self.head)
         size = (images.shape[-2] // 4, images.shape[-1] // 4)
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class EmbeddingClassifier(nn.Module):
+    """SPML's softmax classifier on the unit embedding: unit embeddings (B, dim, h, w) -> class logits
+    (B, num_classes, h, w).
+
+    The released head's shape (a 3 x 3 convolution to ``2 dim`` channels, batch norm, ReLU, dropout
+    0.75 as in the head trained beside the embedding, a 1 x 1 convolution to the classes); it is trained on the *frozen* embedding with
+    cross-entropy on the labelled pixels (:func:`s2d_core.train.spml.fit_classifier`) and only
+    supplies the class scores that the random walk propagates.
+    """
+
+    def __init__(self, dim: int, num_classes: int, dropout: float = 0.75) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(dim, 2 * dim, 3, padding=1, bias=False), nn.BatchNorm2d(2 * dim),
+                                 nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Conv2d(2 * dim, num_classes, 1))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        if embeddings.ndim != 4 or embeddings.shape[1] != self.net[0].in_channels:
+            raise ValueError(f"embeddings must have shape (B, {self.net[0].in_channels}, h, w), "
+                             f"got {tuple(embeddings.shape)}")
+        return self.net(F.normalize(embeddings, dim=1))

@@ -2,21 +2,24 @@
 
     run = SPMLRun(kind="scribbles", method="spml", preset="cpu", seed=0)
     run.train()          # SPML: the embedding network (cached); baselines: nothing to do here
-    run.pseudo_labels()  # SPML: segment retrieval on the training images (memory: their labelled segments)
+    run.pseudo_labels()  # SPML: classifier scores -> random walk -> dense CRF on the training images
     run.final()          # the segmentation network on the labels (the same for every method), val mIoU
 
-SPML's pseudo labels are its **segment-retrieval read-out** on the training images: the embedding is
-brought to the image size, clustered (a ``readout_grid`` start), and each segment takes the majority
-class of its ``k`` nearest labelled segments of all training images (the memory), among background
-and the image's tags. The released code propagates the labels by a random walk on the embedding
-affinity and a dense CRF instead (:func:`~s2d_core.train.spml.random_walk` implements the walk); the
-retrieval is our choice for this first version, one step fewer to tune. From tags, the labels are
+SPML's pseudo labels are read from the embedding as the released code does (``readout="random_walk_crf"``):
+a softmax classifier on the frozen embedding, trained on the labelled pixels, gives class scores; each
+class is scaled to its peak, classes outside background and the image's tags are zeroed, the scores
+are propagated by a random walk on the embedding affinity and refined by the pipeline's dense CRF
+(:func:`~s2d_core.train.spml.propagate_labels`). The second view, ``readout="retrieval"``, is the
+paper's segment retrieval: the embedding is clustered (a ``readout_grid`` start), and each segment
+takes the majority class of its ``k`` nearest labelled segments of all training images (the memory),
+among background and the image's tags. From tags, the labels are
 the tag classifier's CAM with a band around its best threshold, chosen on the training images' ground
 truth as the book's CAM baselines are (:func:`tag_labels`); from boxes, the box class's CAM inside
 each box (:func:`box_cam_labels`).
 
 Methods: ``spml``; ``partial_ce`` (the segmentation network on the labelled pixels only: points,
-scribbles); ``box_fill`` (the filled boxes as labels); ``full`` (dense masks: the upper bound). Every
+scribbles); ``box_fill`` (the filled boxes as labels); ``box_crf`` (the filled boxes refined by the
+read-out's dense CRF inside the boxes, the simplest of the box-driven family: :func:`box_crf_labels`); ``full`` (dense masks: the upper bound). Every
 method ends with the same segmentation network, initialisation and schedule
 (:func:`~s2d_core.pipeline.artifacts.get_segmenter`), so the final mIoU compares labels, not networks.
 """
@@ -33,7 +36,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .. import cache
-from ..configbase import Config, at_least
+from ..configbase import Config, at_least, check, one_of, positive
 from ..data import get_dataset
 from ..data.labels import UNLABELLED, box_labels, full_labels, point_labels, scribble_labels, superpixels
 from ..devices import resolve_device
@@ -42,20 +45,30 @@ from ..models.config import ModelConfig
 from ..models.embedding import EmbeddingNet
 from ..train.config import TrainConfig
 from ..train.loops import predict_masks
-from ..train.spml import RELEASED, SPMLObjective, build_memory, segment_retrieval
+from ..pseudo.config import CRFConfig
+from ..pseudo.crf import crf_probs
 from ..pseudo.masks import pseudo_mask
+from ..train.spml import RELEASED, SPMLObjective, build_memory, fit_classifier, propagate_labels, segment_retrieval
 from .artifacts import RECIPES, dataset_id, get_cams, get_segmenter, train_or_load
 from .config import PipelineConfig
 from .presets import get_pipeline
 from .pretrained import with_init
 from .run import PipelineRun
 
-__all__ = ["SPML_KINDS", "SPML_METHODS", "SPML_PARAMETERS", "SPMLConfig", "SPMLRun", "WeakLabels", "get_spml_embedding",
+__all__ = ["SPML_KINDS", "SPML_METHODS", "SPML_PARAMETERS", "SPMLConfig", "SPMLRun", "WeakLabels", "box_crf_labels",
+           "get_spml_embedding",
            "box_cam_labels", "spml_config", "tag_labels", "validate_spml_params"]
 
 SPML_KINDS = ("tags", "points", "scribbles", "boxes", "full")
-SPML_METHODS = {"spml": SPML_KINDS, "partial_ce": ("points", "scribbles"), "box_fill": ("boxes",), "full": ("full",)}
+SPML_METHODS = {"spml": SPML_KINDS, "partial_ce": ("points", "scribbles"), "box_fill": ("boxes",),
+                "box_crf": ("boxes",), "full": ("full",)}
 """Each method and the label kinds it takes."""
+
+
+READOUTS = ("random_walk_crf", "random_walk", "retrieval")
+"""The read-outs of :class:`SPMLConfig` (``readout``)."""
+READOUT_SETTINGS = ("readout_grid", "k", "readout", "walk_beta", "walk_steps", "classifier_epochs", "crf")
+"""SPMLConfig fields that change the read-out only (not the embedding's cache key)."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +90,32 @@ class SPMLConfig(Config):
     """SLIC superpixels per 64-px image (the low-level regions)."""
     background_points: int = 1
     """Background clicks per image added to the points (:func:`~s2d_core.data.labels.point_labels`)."""
+    readout: str = "random_walk_crf"
+    """How pseudo labels are read from the embedding: ``random_walk_crf`` (the released pipeline),
+    ``random_walk`` (without the CRF) or ``retrieval`` (segment retrieval, the second view)."""
+    walk_beta: float = 100.0
+    """Sharpness of the walk's affinity exp(beta (<e_i, e_j> - 1)) (the release: (exp(5(.)))^20)."""
+    walk_steps: int = 64
+    """Steps of the random walk, a power of two (the release squares the transition 6 times)."""
+    classifier_epochs: int = 10
+    """Epochs of the softmax classifier on the frozen embedding (ours; seconds at 64 px)."""
+    crf: CRFConfig = field(default_factory=lambda: CRFConfig(sxy_gaussian=1.0, compat_gaussian=3.0, sxy_bilateral=9.0,
+                                                            srgb_bilateral=3.0, compat_bilateral=4.0))
+    """The read-out's dense CRF: the released VOC settings (Gaussian xy 1, weight 3; bilateral xy 67,
+    rgb 3, weight 4; 10 iterations) with the bilateral range scaled from ~500 px to our 64 px
+    (67 x 64 / 500 ~ 9); the Gaussian's 1 px stays 1 px."""
 
     rules = {"dim": at_least(4), "grid": at_least(1), "readout_grid": at_least(1), "iterations": at_least(1),
-             "memory": at_least(0), "k": at_least(1), "superpixels": at_least(2), "background_points": at_least(0)}
+             "memory": at_least(0), "k": at_least(1), "superpixels": at_least(2), "background_points": at_least(0),
+             "readout": one_of(*READOUTS), "walk_beta": positive, "walk_steps": at_least(1),
+             "classifier_epochs": at_least(1)}
+
+    def validate(self) -> None:
+        s = self.walk_steps
+        check(s & (s - 1) == 0, f"SPMLConfig.walk_steps must be a power of two (the walk squares its matrix), got {s}")
 
 
-READOUT_VERSION = 1
+READOUT_VERSION = 2
 """Version of what :meth:`SPMLRun.pseudo_labels` produces (part of the benchmark run ids)."""
 
 #: SPML's settings per pipeline preset (``tiny``: a few seconds for the tests).
@@ -152,7 +185,7 @@ def get_spml_embedding(data: WeakLabels, cfg: SPMLConfig, pipeline: PipelineConf
     settings = RELEASED["boxes" if data.kind == "full" else data.kind]  # full masks: the box/tag settings
     objective = SPMLObjective(data.num_classes, **settings, grid=cfg.grid, iterations=cfg.iterations, memory=cfg.memory)
     train_cfg = cfg.train.for_init(cfg.embedding.init)
-    training = {k: v for k, v in cfg.to_dict().items() if k not in ("readout_grid", "k")}  # read-out settings retrain nothing
+    training = {k: v for k, v in cfg.to_dict().items() if k not in READOUT_SETTINGS}  # read-out settings retrain nothing
     spec = {"data": data.identity(), "config": training, "seed": int(seed), "objective": objective.identity()}
     model_cfg, spec["init"] = with_init(cfg.embedding, pipeline.pretraining, device=device, progress=progress,
                                         use_cache=use_cache)
@@ -203,6 +236,34 @@ def box_cam_labels(preset: str, seed: int = 0, threshold: float = 0.5, device: s
     return np.stack(out), {"cam": run.method.cache_key, "box_threshold": threshold}
 
 
+def box_crf_labels(item: dict, crf: CRFConfig = CRFConfig()) -> np.ndarray:
+    """The filled boxes of one image (:func:`~s2d_core.data.labels.box_labels`) refined by a dense CRF
+    that may only move pixels *inside* the boxes.
+
+    Each pixel may take background or the class of a box that contains it; the unary trusts the
+    filled label with ``crf.gt_prob`` and shares the rest among the pixel's other allowed classes;
+    after the CRF every pixel takes its best allowed class, so pixels outside all boxes stay
+    background. ``item``: a synthetic item with ``image`` (3, H, W) and ``boxes`` (x0, y0, x1, y1,
+    class). Returns (H, W) int64.
+    """
+    filled = box_labels(item)
+    boxes = item["boxes"]
+    boxes = boxes.numpy() if hasattr(boxes, "numpy") else np.asarray(boxes)
+    keys = np.unique(np.concatenate([[0], boxes[:, 4]])).astype(np.int64) if len(boxes) else np.zeros(1, np.int64)
+    if len(keys) == 1:
+        return filled
+    allowed = np.zeros((len(keys), *filled.shape), bool)
+    allowed[0] = True
+    for x0, y0, x1, y1, c in boxes:
+        allowed[np.searchsorted(keys, c), y0:y1 + 1, x0:x1 + 1] = True
+    own = keys[:, None, None] == filled[None]
+    others = np.maximum(allowed.sum(0) - 1, 1)
+    probs = np.where(own, crf.gt_prob, np.where(allowed, (1 - crf.gt_prob) / others, 0.0))
+    probs = probs / probs.sum(0, keepdims=True)  # a pixel with one allowed class: certain
+    q = crf_probs(item["image"], probs, crf)
+    return keys[np.where(allowed, q, -np.inf).argmax(0)]
+
+
 SPML_PARAMETERS: dict[str, Any] = {"preset": "cpu", "kind": "scribbles", "method": "spml", "seed": 0, "device": "cpu"}
 """Parameters of an SPML benchmark run, with their defaults."""
 
@@ -241,6 +302,10 @@ class SPMLRun:
             make = tag_labels if kind == "tags" else box_cam_labels
             labels, made_by = make(preset, self.seed, device=self.device, progress=progress)
             self.data = WeakLabels(self.train_set, kind, cfg, self.seed, labels, made_by)
+        elif method == "box_crf":  # the same dense CRF as SPML's read-out
+            crf = cfg.crf
+            labels = np.stack([box_crf_labels(self.train_set[i], crf) for i in range(len(self.train_set))])
+            self.data = WeakLabels(self.train_set, kind, cfg, self.seed, labels, {"box_crf": crf.to_dict()})
         else:
             self.data = WeakLabels(self.train_set, kind, cfg, self.seed)
         self.model = None
@@ -255,9 +320,8 @@ class SPMLRun:
         self.seconds["embedding"] = info["seconds"]
         return info
 
-    @torch.no_grad()
     def pseudo_labels(self) -> np.ndarray:
-        """The labels the final network trains on: SPML's retrieval read-out, or the labels themselves."""
+        """The labels the final network trains on: SPML's read-out (``cfg.readout``), or the labels themselves."""
         t0 = time.perf_counter()
         labels = self.data.labels
         if self.method == "spml":
@@ -265,22 +329,24 @@ class SPMLRun:
                 self.train()
             self.model.eval()
             n = len(self.data)
-            images = [torch.stack([self.data[j]["image"] for j in range(i, min(i + 64, n))]) for i in range(0, n, 64)]
-            # as SPML's read-out: the embedding brought to the image's size, then clustered
-            embs = torch.cat([F.normalize(F.interpolate(self.model(x.to(self.device)), size=x.shape[-2:],
-                                                        mode="bilinear", align_corners=False), dim=1).cpu()
-                              for x in images])
+            with torch.no_grad():
+                embs = torch.cat([self.model(torch.stack([self.data[j]["image"] for j in range(i, min(i + 64, n))])
+                                             .to(self.device)).cpu() for i in range(0, n, 64)])
+            allowed = torch.zeros(n, self.data.num_classes, dtype=torch.bool)
+            allowed[:, 0] = True  # background, and the classes the image is tagged with
+            for i in range(n):
+                allowed[i, 1:] = self.train_set[i]["tags"] > 0
             full = torch.from_numpy(labels)
-            memory, mem_labels = build_memory(embs, full, self.data.num_classes, self.cfg.readout_grid,
-                                              self.cfg.iterations)
-            out = []
-            for i, e in enumerate(embs):
-                allowed = torch.zeros(self.data.num_classes, dtype=torch.bool)
-                allowed[0] = True  # background, and the classes the image is tagged with
-                allowed[1:] = self.train_set[i]["tags"] > 0
-                out.append(segment_retrieval(e, memory, mem_labels, self.data.num_classes, self.cfg.k,
-                                             self.cfg.readout_grid, self.cfg.iterations, allowed).numpy())
-            pseudo = np.stack(out)
+            if self.cfg.readout == "retrieval":
+                pseudo = self._retrieval(embs, full, allowed)
+            else:
+                crf = self.cfg.crf if self.cfg.readout == "random_walk_crf" else None
+                head = fit_classifier(embs, full, self.data.num_classes, self.cfg.classifier_epochs, seed=self.seed,
+                                      device=self.device, progress=self.progress)
+                with torch.no_grad():
+                    probs = torch.cat([head(embs[i:i + 256].to(self.device)).softmax(1).cpu() for i in range(0, n, 256)])
+                pseudo = np.stack([propagate_labels(embs[i].to(self.device), probs[i], self.data[i]["image"], allowed[i],
+                                                    crf, self.cfg.walk_beta, self.cfg.walk_steps) for i in range(n)])
         else:
             pseudo = labels
         self.pseudo = np.where(pseudo >= UNLABELLED, 255, pseudo).astype(np.uint8)
@@ -290,6 +356,17 @@ class SPMLRun:
         self.metrics.update(label_miou=meter.compute()["miou"], labelled_share=float((self.pseudo != 255).mean()))
         self.seconds["pseudo_labels"] = time.perf_counter() - t0
         return self.pseudo
+
+    @torch.no_grad()
+    def _retrieval(self, embs: torch.Tensor, labels: torch.Tensor, allowed: torch.Tensor) -> np.ndarray:
+        """Segment retrieval: the embedding brought to the image's size, clustered; segments vote with
+        their nearest labelled memory segments."""
+        size = labels.shape[-2:]
+        embs = torch.cat([F.normalize(F.interpolate(embs[i:i + 64], size=size, mode="bilinear", align_corners=False), dim=1)
+                          for i in range(0, len(embs), 64)])
+        memory, mem_labels = build_memory(embs, labels, self.data.num_classes, self.cfg.readout_grid, self.cfg.iterations)
+        return np.stack([segment_retrieval(e, memory, mem_labels, self.data.num_classes, self.cfg.k, self.cfg.readout_grid,
+                                           self.cfg.iterations, allowed[i]).numpy() for i, e in enumerate(embs)])
 
     def final(self) -> dict:
         """The segmentation network on the labels, its val mIoU, and the fully supervised bound's."""

@@ -28,11 +28,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.embedding import EmbeddingClassifier
+from ..progress import progress as progress_bar
+from ..pseudo.config import CRFConfig
+from ..pseudo.crf import crf_probs
+
 __all__ = ["IGNORE", "RELEASED", "SPMLLoss", "SPMLObjective", "UNLABELLED", "build_memory", "cell_labels", "cell_regions", "cluster_image", "Segments", "annotation_positives",
-           "cooccurrence_positives", "grid_init", "position_features", "segment", "segsort_loss",
+           "cooccurrence_positives", "fit_classifier", "grid_init", "propagate_labels", "position_features", "segment", "segsort_loss",
            "random_walk", "segment_retrieval", "similarity_positives", "spherical_kmeans"]
 
 UNLABELLED = 254
@@ -430,3 +436,74 @@ def random_walk(embedding: torch.Tensor, scores: torch.Tensor, beta: float = 100
     for _ in range(int(steps).bit_length() - 1):
         t = t @ t
     return (scores.reshape(scores.shape[0], -1) @ t).reshape(scores.shape)
+
+
+def fit_classifier(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int = 10,
+                   batch_size: int = 64, lr: float = 1e-3, seed: int = 0, device: str | torch.device = "cpu",
+                   progress: bool = True) -> EmbeddingClassifier:
+    r"""SPML's softmax classifier, trained on frozen embeddings.
+
+    .. math::  \min_\theta \; \frac{1}{|L|}\sum_{i \in L} -\log \operatorname{softmax}(f_\theta(e))_{i, y_i}
+
+    over the labelled pixels :math:`L` (the logits are upsampled to the label map, as the release
+    does, so a single clicked pixel counts). ``embeddings`` (N, D, h, w); ``labels`` (N, H, W) int with
+    values >= ``num_classes`` (``UNLABELLED``, ``IGNORE``) left out. Adam, ``epochs`` passes in a
+    seeded order (the global RNG is left as it was). The release trains this head beside the
+    embedding on detached embeddings; here it sees the embedding's final state only, which is the
+    state its scores are read from. Returns the head in eval mode, on ``device``.
+    """
+    if embeddings.ndim != 4 or labels.ndim != 3 or len(embeddings) != len(labels):
+        raise ValueError(f"fit_classifier: embeddings (N, D, h, w) and labels (N, H, W) of the same N expected, "
+                         f"got {tuple(embeddings.shape)} and {tuple(labels.shape)}")
+    target = labels.long().masked_fill(labels >= num_classes, -100)
+    if not (target >= 0).any():
+        raise ValueError("fit_classifier: no labelled pixel (every label is >= num_classes)")
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the head's initial weights and its dropout
+        head = EmbeddingClassifier(embeddings.shape[1], num_classes).to(device)
+        opt = torch.optim.Adam(head.parameters(), lr=lr)
+        head.train()
+        for _ in progress_bar(range(epochs), desc="SPML classifier", disable=not progress):
+            for idx in torch.randperm(len(embeddings), generator=g).split(batch_size):
+                t = target[idx].to(device)
+                if not (t >= 0).any():
+                    continue
+                logits = F.interpolate(head(embeddings[idx].to(device)), size=labels.shape[-2:], mode="bilinear",
+                                       align_corners=False)
+                opt.zero_grad()
+                F.cross_entropy(logits, t, ignore_index=-100).backward()
+                opt.step()
+    return head.eval()
+
+
+@torch.no_grad()
+def propagate_labels(embedding: torch.Tensor, probs: torch.Tensor, image: torch.Tensor, allowed: torch.Tensor,
+                     crf: CRFConfig | None = CRFConfig(), beta: float = 100.0, steps: int = 64) -> np.ndarray:
+    r"""SPML's pseudo labels of one image: class scores propagated by a random walk on the embedding's
+    affinity, then a dense CRF.
+
+    .. math::  s_c = \frac{p_c}{\max_i p_{c,i}}\,[c \in \text{allowed}],\qquad
+               s' = s\,T^{\text{steps}}\ (:func:`random_walk`),\qquad
+               y = \arg\max_c \operatorname{CRF}\big(I, \operatorname{up}(s') / \textstyle\sum_c \operatorname{up}(s')_c\big)
+
+    ``embedding`` (D, h, w); ``probs`` (C, h, w) the classifier's softmax; ``image`` (3, H, W) in
+    [0, 1]; ``allowed`` (C,) bool (we allow background and the image's tags; the release takes the
+    classes present in the image's annotation). The walk runs on the embedding's device. Each class is scaled to its own
+    peak before the walk, so a class the classifier is unsure of everywhere can still win where it is
+    strongest (the release's normalisation). ``crf=None`` skips the CRF. Returns (H, W) int64 labels.
+    """
+    C = probs.shape[0]
+    if probs.ndim != 3 or probs.shape[1:] != embedding.shape[1:] or allowed.shape != (C,):
+        raise ValueError(f"propagate_labels: probs (C, h, w) on the embedding's grid {tuple(embedding.shape[1:])} and "
+                         f"allowed (C,) expected, got {tuple(probs.shape)} and {tuple(allowed.shape)}")
+    probs = probs.to(embedding.device)
+    s = probs / probs.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
+    s = s * allowed.to(s)[:, None, None]
+    s = random_walk(embedding, s, beta, steps)
+    s = F.interpolate(s[None], size=image.shape[-2:], mode="bilinear", align_corners=False)[0].clamp_min(0).cpu()
+    if crf is None:
+        return s.argmax(0).numpy()
+    p = (s + 1e-6 * allowed.to(s)[:, None, None]) / (s.sum(0, keepdim=True) + 1e-6 * allowed.sum())
+    q = crf_probs(image, p.numpy(), crf)
+    return q.argmax(0).astype(np.int64)
